@@ -1,0 +1,57 @@
+"""minigan: a from-scratch GAN toolkit.
+
+Dense layers with hand-written forward and backward passes compiled by Numba,
+an explicit adversarial training loop, and a Benford's-law detector of
+GAN-generated images.
+
+``import minigan as mg`` is cheap: the names below are loaded on first use
+(PEP 562), so importing the package compiles and imports nothing heavy.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Layer": "layers",
+    "Dense": "layers",
+    "Activation": "layers",
+    "LeakyReLU": "layers",
+    "ReLU": "layers",
+    "Tanh": "layers",
+    "Sigmoid": "layers",
+    "BatchNorm": "layers",
+    "Dropout": "layers",
+    "Sequential": "model",
+    "Parameter": "model",
+    "gradcheck": "gradcheck",
+    "GradcheckReport": "gradcheck",
+    "GAN": "gan",
+}
+
+_SUBMODULES = {
+    "layers", "model", "losses", "optim", "init", "kernels", "gradcheck", "testing", "gan", "models",
+    "datasets", "checkpoint", "plots", "metrics", "benford", "serialization", "cli", "run",
+}
+
+__all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'minigan' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,452 @@
+"""Benford features of images: the recipe of Bonettini et al., ICPR 2020 (arXiv 2004.07682).
+
+For each image:
+
+1. luma ``Y = 0.299 R + 0.587 G + 0.114 B`` on the 0..255 scale, rounded to an
+   integer as an 8-bit JPEG encoder (or PIL's ``convert('L')``) sees it;
+2. 8x8 blocks (partial blocks padded by edge replication), minus 128, the
+   orthonormal 2-D DCT-II (the DCT of the JPEG standard, ITU-T T.81 A.3.3);
+3. for each quality factor QF: division by the IJG luminance table scaled to QF
+   and rounding half away from zero (what libjpeg's quantizer does);
+4. the first ``n_coefficients`` AC coefficients in true JPEG zig-zag order (the
+   DC coefficient is dropped); with 9 they are, as (row, column) of the block,
+   (0,1) (1,0) (2,0) (1,1) (0,2) (0,3) (1,2) (2,1) (3,0);
+5. for each base: the first-digit pmf over ``1..b-1`` of the non-zero values of
+   each coefficient over all blocks of the image;
+6. a least-squares fit of the generalized Benford law to each pmf
+   (:func:`~minigan.benford.digits.fit_generalized_benford`);
+7. three symmetrised divergences ``D(p||q) + D(q||p)`` between the pmf ``p`` and
+   the fit ``q``, over the digits where both are positive: Kullback-Leibler in
+   bits (both renormalised over those digits, as ``scipy.stats.entropy`` does in
+   the authors' code), Renyi of order 0.3 in bits and Tsallis of order 0.3 (both
+   on the values as they are).
+
+The blocks of all images are transformed at once: one matrix product of the
+``(n_blocks, 64)`` block matrix with the ``(64, n_coefficients)`` basis of the
+wanted DCT coefficients, then one ``bincount`` per (QF, base) for the histograms
+of every image and coefficient. Images are processed in chunks of at most
+``_CHUNK_PIXELS`` pixels to bound memory.
+
+Features that cannot be computed -- a coefficient with no non-zero value in an
+image (every AC feature of a constant image), or a fit that fails -- are NaN;
+:class:`~minigan.benford.detector.BenfordDetector` imputes them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._validation import check_int, describe
+from .digits import first_digits, fit_generalized_benford
+
+DEFAULT_QUALITY_FACTORS = (80, 85, 90, 95, 100)
+DEFAULT_BASES = (10, 20, 40, 60)
+DIVERGENCES = ("kl", "renyi", "tsallis")
+ALPHA = 0.3
+_CHUNK_PIXELS = 1 << 22
+
+# ITU-T T.81 (JPEG) Annex K, Table K.1: the luminance quantization table the IJG
+# library scales by its quality setting; natural (row-major) order.
+IJG_LUMINANCE = np.array(
+    [
+        [16, 11, 10, 16, 24, 40, 51, 61],
+        [12, 12, 14, 19, 26, 58, 60, 55],
+        [14, 13, 16, 24, 40, 57, 69, 56],
+        [14, 17, 22, 29, 51, 87, 80, 62],
+        [18, 22, 37, 56, 68, 109, 103, 77],
+        [24, 35, 55, 64, 81, 104, 113, 92],
+        [49, 64, 78, 87, 103, 121, 120, 101],
+        [72, 92, 95, 98, 112, 100, 103, 99],
+    ],
+    dtype=np.int64,
+)
+
+
+def quantization_table(quality: int) -> np.ndarray:
+    """The IJG luminance table scaled to a JPEG quality factor, shape (8, 8), int64.
+
+    The scaling of libjpeg's ``jpeg_quality_scaling`` / ``jpeg_add_quant_table``
+    (jcparam.c): ``s = 5000 / Q`` below 50 and ``200 - 2 Q`` from 50 on; entries
+    ``(t * s + 50) // 100`` clamped to ``1..255`` (baseline). Quality 100 gives all ones.
+    """
+    q = check_int(quality, "quality", minimum=1, maximum=100)
+    scale = 5000 // q if q < 50 else 200 - 2 * q
+    return np.clip((IJG_LUMINANCE * scale + 50) // 100, 1, 255)
+
+
+def zigzag_order(n: int = 64) -> np.ndarray:
+    """The first ``n`` positions of the JPEG zig-zag scan as natural (row-major) indices, shape (n,).
+
+    Anti-diagonals ``r + c = s`` in increasing ``s``; odd diagonals run down
+    (increasing row), even ones up. Starts 0, 1, 8, 16, 9, 2, 3, 10, 17, 24
+    (libjpeg's ``jpeg_natural_order``).
+    """
+    n = check_int(n, "n", minimum=1, maximum=64)
+    cells = [(r + c, r if (r + c) % 2 else c, r * 8 + c) for r in range(8) for c in range(8)]
+    return np.array([idx for _, _, idx in sorted(cells)][:n], dtype=np.int64)
+
+
+def _dct_matrix() -> np.ndarray:
+    k = np.arange(8)[:, None]
+    x = np.arange(8)[None, :]
+    c = np.cos(np.pi * (2 * x + 1) * k / 16.0) * math.sqrt(2.0 / 8.0)
+    c[0] /= math.sqrt(2.0)
+    return c
+
+
+def _dct_basis(positions: np.ndarray) -> np.ndarray:
+    """Columns of the 2-D DCT for the given natural positions, shape (64, len(positions)).
+
+    ``blocks (n, 64) @ basis`` gives those DCT coefficients of every block.
+    """
+    c = _dct_matrix()
+    rows, cols = np.divmod(positions, 8)
+    return np.stack([np.outer(c[r], c[s]).ravel() for r, s in zip(rows, cols)], axis=1)
+
+
+# ---------------------------------------------------------------------------
+# input
+
+
+def _check_value_range(value_range: Any, dtype: np.dtype) -> tuple[float, float]:
+    if dtype == np.uint8:
+        if value_range is not None and tuple(value_range) != (0, 255):
+            raise ValueError(f"uint8 images are always in [0, 255]; got value_range={value_range!r}")
+        return (0.0, 255.0)
+    if value_range is None:
+        return (0.0, 1.0)
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise TypeError(f"value_range must be a pair (low, high) of numbers, got {describe(value_range)}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"value_range must be (low, high) with finite low < high, got {value_range!r}")
+    return (lo, hi)
+
+
+def _one_image_to_luma(img: np.ndarray, name: str, value_range: Any) -> np.ndarray:
+    """Validate one (h, w) / (h, w, 1) / (h, w, 3) image; return its 0..255 luma as uint8, shape (h, w)."""
+    if img.dtype != np.uint8 and img.dtype.kind != "f":
+        raise TypeError(
+            f"{name} must be uint8 (0..255) or float (float16/32/64, in value_range), got dtype {img.dtype}"
+            + ("; convert with .astype(np.uint8)" if img.dtype.kind in "iu" else "")
+        )
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[-1] == 3)):
+        raise ValueError(f"{name} must have shape (h, w), (h, w, 1) or (h, w, 3), got {img.shape}")
+    if img.shape[0] < 8 or img.shape[1] < 8:
+        raise ValueError(f"{name} must be at least 8x8 pixels (one DCT block), got {img.shape[0]}x{img.shape[1]}")
+    lo, hi = _check_value_range(value_range, img.dtype)
+    if img.dtype.kind == "f":
+        finite = np.isfinite(img)
+        if not finite.all():
+            raise ValueError(f"{name} has {int(img.size - np.count_nonzero(finite))} NaN or inf pixel(s)")
+        slack = 1e-6 * (hi - lo)
+        xmin, xmax = float(img.min()), float(img.max())
+        if xmin < lo - slack or xmax > hi + slack:
+            hint = " (tanh outputs: pass value_range=(-1, 1))" if xmin < 0 and lo >= 0 else ""
+            raise ValueError(
+                f"{name} has pixels in [{xmin:.4g}, {xmax:.4g}], outside value_range=({lo:g}, {hi:g}){hint}"
+            )
+    elif img.ndim == 2:
+        return img
+    out = np.empty(img.shape[:2], dtype=np.uint8)
+    rows = max(1, _CHUNK_PIXELS // max(1, img.shape[1]))
+    for r in range(0, img.shape[0], rows):  # slabs bound the float64 temporaries
+        x = img[r : r + rows].astype(np.float64)
+        if img.dtype.kind == "f":
+            x = (np.clip(x, lo, hi) - lo) * (255.0 / (hi - lo))
+        if x.ndim == 3:
+            x = x @ np.array([0.299, 0.587, 0.114])
+        out[r : r + rows] = np.floor(x + 0.5)
+    return out
+
+
+def _to_luma_list(images: Any, value_range: Any) -> list[np.ndarray] | np.ndarray:
+    """Validated luma of every image: one (n, h, w) array, or a list of (h, w) arrays."""
+    if isinstance(images, np.ndarray):
+        if images.size == 0 or images.ndim >= 1 and images.shape[0] == 0:
+            raise ValueError(f"images must not be empty, got shape {images.shape}")
+        if images.ndim == 2:
+            raise ValueError(
+                f"images must be a batch (n, h, w) or (n, h, w, 3), got one image of shape {images.shape}; "
+                "pass images[None]"
+            )
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3)):
+            raise ValueError(f"images must have shape (n, h, w), (n, h, w, 1) or (n, h, w, 3), got {images.shape}")
+        # validate the batch as one tall image: the same checks in one pass
+        luma = _one_image_to_luma(_batch_as_tall_image(images), "images", value_range)
+        n, h = images.shape[0], images.shape[1]
+        return luma.reshape(n, h, -1)
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError("images must not be empty, got an empty list")
+        out = []
+        for i, img in enumerate(images):
+            if not isinstance(img, np.ndarray):
+                raise TypeError(f"images[{i}] must be a NumPy array, got {describe(img)}")
+            out.append(_one_image_to_luma(img, f"images[{i}]", value_range))
+        return out
+    raise TypeError(f"images must be a NumPy array or a list of arrays, got {describe(images)}")
+
+
+def _batch_as_tall_image(images: np.ndarray) -> np.ndarray:
+    """(n, h, w[, c]) -> (n*h, w[, c]) so one image check validates the batch."""
+    if images.shape[1] < 8:
+        # keep the size check meaningful: report the per-image size
+        raise ValueError(f"images must be at least 8x8 pixels (one DCT block), got {images.shape[1]}x{images.shape[2]}")
+    return images.reshape((images.shape[0] * images.shape[1],) + images.shape[2:])
+
+
+def _blocks(luma: np.ndarray) -> np.ndarray:
+    """All 8x8 blocks of a (n, h, w) stack, edge-padded, shape (n, blocks_per_image, 64)."""
+    n, h, w = luma.shape
+    luma = luma.astype(np.float64)
+    ph, pw = -h % 8, -w % 8
+    if ph or pw:
+        luma = np.pad(luma, ((0, 0), (0, ph), (0, pw)), mode="edge")
+    h8, w8 = luma.shape[1] // 8, luma.shape[2] // 8
+    return luma.reshape(n, h8, 8, w8, 8).transpose(0, 1, 3, 2, 4).reshape(n, h8 * w8, 64)
+
+
+def _chunks(luma: list[np.ndarray] | np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Groups of images as (blocks (n_blocks, 64), image index (n_blocks,), n_images)."""
+    groups = []
+    if isinstance(luma, np.ndarray):
+        per = max(1, _CHUNK_PIXELS // (luma.shape[1] * luma.shape[2]))
+        for start in range(0, luma.shape[0], per):
+            b = _blocks(luma[start : start + per])
+            idx = np.repeat(np.arange(b.shape[0]), b.shape[1])
+            groups.append((b.reshape(-1, 64), idx, b.shape[0]))
+        return groups
+    current: list[np.ndarray] = []
+    pixels = 0
+    for img in luma:
+        current.append(img)
+        pixels += img.size
+        if pixels >= _CHUNK_PIXELS:
+            groups.append(_list_chunk(current))
+            current, pixels = [], 0
+    if current:
+        groups.append(_list_chunk(current))
+    return groups
+
+
+def _list_chunk(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    blocks = [_blocks(img[None])[0] for img in images]  # one call per differently sized image
+    idx = np.repeat(np.arange(len(blocks)), [b.shape[0] for b in blocks])
+    return np.concatenate(blocks, axis=0), idx, len(blocks)
+
+
+# ---------------------------------------------------------------------------
+# coefficients, histograms, features
+
+
+def _quantize(coefs: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Round ``coefs / table`` half away from zero, as int64."""
+    q = coefs / table
+    return np.trunc(q + np.copysign(0.5, q)).astype(np.int64)
+
+
+def quantized_dct(
+    images: Any,
+    *,
+    quality_factor: int = 100,
+    n_coefficients: int = 9,
+    value_range: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Quantized AC coefficients of every 8x8 luma block (steps 1-4 of the recipe).
+
+    Parameters
+    ----------
+    images : ndarray (n, h, w), (n, h, w, 1), (n, h, w, 3), or a list of (h, w[, c]) arrays
+        uint8 in 0..255, or float in ``value_range``.
+    quality_factor : int
+        1..100.
+    n_coefficients : int
+        AC coefficients kept, 1..63, in zig-zag order.
+    value_range : (low, high), optional
+        Range of float pixels; default (0, 1). uint8 images are always 0..255.
+
+    Returns
+    -------
+    coefficients : ndarray of int64, shape (n_blocks, n_coefficients)
+    image_index : ndarray of int64, shape (n_blocks,)
+        Which image each block comes from.
+
+    Examples
+    --------
+    Pooled first digits of all blocks, ready for :func:`~minigan.benford.benford_test`:
+    ``benford_test(quantized_dct(images)[0])``.
+    """
+    quality_factor = check_int(quality_factor, "quality_factor", minimum=1, maximum=100)
+    n_coefficients = check_int(n_coefficients, "n_coefficients", minimum=1, maximum=63)
+    positions = zigzag_order(n_coefficients + 1)[1:]
+    basis = _dct_basis(positions)
+    table = quantization_table(quality_factor).ravel()[positions].astype(np.float64)
+    coefs, index, offset = [], [], 0
+    for blocks, idx, n in _chunks(_to_luma_list(images, value_range)):
+        coefs.append(_quantize((blocks - 128.0) @ basis, table))
+        index.append(idx + offset)
+        offset += n
+    return np.concatenate(coefs), np.concatenate(index)
+
+
+def image_feature_names(
+    *,
+    quality_factors: Sequence[int] = DEFAULT_QUALITY_FACTORS,
+    bases: Sequence[int] = DEFAULT_BASES,
+    n_coefficients: int = 9,
+) -> list[str]:
+    """Names of the columns of :func:`image_features`, e.g. ``"qf80_b10_c1_kl"``.
+
+    Order: quality factor, then base, then coefficient (1 = first AC in zig-zag
+    order), then divergence (kl, renyi, tsallis).
+    """
+    qfs, bs, nc = _check_feature_args(quality_factors, bases, n_coefficients)
+    return [f"qf{q}_b{b}_c{c + 1}_{d}" for q in qfs for b in bs for c in range(nc) for d in DIVERGENCES]
+
+
+def _check_feature_args(quality_factors: Any, bases: Any, n_coefficients: Any) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    try:
+        qfs = tuple(quality_factors)
+        bs = tuple(bases)
+    except TypeError:
+        raise TypeError("quality_factors and bases must be sequences of integers") from None
+    if not qfs or not bs:
+        raise ValueError("quality_factors and bases must not be empty")
+    qfs = tuple(check_int(q, "quality_factors[i]", minimum=1, maximum=100) for q in qfs)
+    bs = tuple(check_int(b, "bases[i]", minimum=3) for b in bs)
+    return qfs, bs, check_int(n_coefficients, "n_coefficients", minimum=1, maximum=63)
+
+
+def divergences(p: np.ndarray, q: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """Symmetrised KL (bits), Renyi and Tsallis divergences of order ``alpha``.
+
+    Parameters
+    ----------
+    p, q : ndarray, shape (..., k)
+        Empirical pmf and fitted law. Bins where either is not positive are dropped.
+
+    Returns
+    -------
+    ndarray, shape (..., 3)
+        ``[kl, renyi, tsallis]``, NaN where ``q`` is NaN or no bin is left.
+    """
+    keep = (p > 0) & (q > 0)
+    pk = np.where(keep, p, 0.0)
+    qk = np.where(keep, q, 0.0)
+    any_kept = keep.any(axis=-1) & ~np.isnan(q).any(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pn = pk / pk.sum(axis=-1, keepdims=True)
+        qn = qk / qk.sum(axis=-1, keepdims=True)
+        log_ratio = np.where(keep, np.log2(np.where(keep, pn, 1.0) / np.where(keep, qn, 1.0)), 0.0)
+        kl = np.sum((pn - qn) * log_ratio, axis=-1)  # = KL(p||q) + KL(q||p)
+        pa, qa = np.where(keep, pk**alpha, 0.0), np.where(keep, qk**alpha, 0.0)
+        p1a, q1a = np.where(keep, pk ** (1 - alpha), 0.0), np.where(keep, qk ** (1 - alpha), 0.0)
+        s_pq = np.sum(pa * q1a, axis=-1)
+        s_qp = np.sum(qa * p1a, axis=-1)
+        renyi = (np.log2(s_pq) + np.log2(s_qp)) / (alpha - 1.0)
+        tsallis = (s_pq - 1.0 + s_qp - 1.0) / (alpha - 1.0)
+    out = np.stack([kl, renyi, tsallis], axis=-1)
+    out[~any_kept] = np.nan
+    return out
+
+
+def _digit_lut(max_abs: int, base: int) -> np.ndarray:
+    """First digit of 0..max_abs (0 for 0), shape (max_abs + 1,)."""
+    lut = np.zeros(max_abs + 1, dtype=np.int64)
+    if max_abs >= 1:
+        lut[1:] = first_digits(np.arange(1, max_abs + 1, dtype=np.int64), base)
+    return lut
+
+
+def first_digit_histograms(
+    quantized: np.ndarray, image_index: np.ndarray, n_images: int, base: int
+) -> np.ndarray:
+    """Counts of first digits per image and coefficient.
+
+    Parameters
+    ----------
+    quantized : ndarray of int, shape (n_blocks, n_coefficients)
+    image_index : ndarray of int, shape (n_blocks,)
+    n_images : int
+    base : int
+
+    Returns
+    -------
+    ndarray of int64, shape (n_images, n_coefficients, base - 1)
+        Counts of digits ``1..base-1`` (zeros are not counted).
+    """
+    a = np.abs(quantized)
+    lut = _digit_lut(int(a.max()) if a.size else 0, base)
+    digit = lut[a]  # (n_blocks, n_coef), 0 where the coefficient is 0
+    n_coef = quantized.shape[1]
+    key = (image_index[:, None] * n_coef + np.arange(n_coef)) * base + digit
+    counts = np.bincount(key.ravel(), minlength=n_images * n_coef * base).reshape(n_images, n_coef, base)
+    return counts[:, :, 1:]
+
+
+def image_features(
+    images: Any,
+    *,
+    quality_factors: Sequence[int] = DEFAULT_QUALITY_FACTORS,
+    bases: Sequence[int] = DEFAULT_BASES,
+    n_coefficients: int = 9,
+    value_range: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Benford features of images (the ICPR 2020 recipe; see the module docstring).
+
+    Parameters
+    ----------
+    images : ndarray or list of ndarray
+        A batch ``(n, h, w)`` (grey), ``(n, h, w, 1)`` or ``(n, h, w, 3)`` (RGB), or
+        a list of ``(h, w)`` / ``(h, w, 3)`` images of different sizes; every
+        image at least 8x8. dtype uint8 (0..255) or float16/32/64.
+    quality_factors : sequence of int
+        JPEG quality factors (1..100) whose quantization tables are applied.
+    bases : sequence of int
+        Bases (>= 3) of the first digits.
+    n_coefficients : int
+        AC coefficients per block, in zig-zag order (1..63).
+    value_range : (low, high), optional
+        The range of float pixels: ``(0, 1)`` by default, ``(-1, 1)`` for tanh
+        outputs. Pixels outside it are an error. uint8 images are always 0..255.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_images, len(quality_factors) * len(bases) * n_coefficients * 3)
+        Columns named by :func:`image_feature_names`. NaN where a coefficient has
+        no non-zero value in an image (every feature of a constant image) or the
+        fit failed.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than uint8 or float; not an array or list of arrays.
+    ValueError
+        Empty input, images smaller than 8x8, NaN/inf pixels, pixels outside
+        ``value_range``, a wrong shape.
+    """
+    qfs, bs, n_coef = _check_feature_args(quality_factors, bases, n_coefficients)
+    positions = zigzag_order(n_coef + 1)[1:]
+    basis = _dct_basis(positions)
+    tables = np.stack([quantization_table(q).ravel()[positions] for q in qfs]).astype(np.float64)
+    luma = _to_luma_list(images, value_range)
+    parts = []
+    for blocks, idx, n in _chunks(luma):
+        coefs = (blocks - 128.0) @ basis  # (n_blocks, n_coef)
+        quantized = [_quantize(coefs, t) for t in tables]
+        feats = np.empty((n, len(qfs), len(bs), n_coef, len(DIVERGENCES)))
+        for j, base in enumerate(bs):
+            counts = np.stack([first_digit_histograms(qz, idx, n, base) for qz in quantized], axis=1)
+            totals = counts.sum(axis=-1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                pmf = counts / totals  # NaN rows where the coefficient was always 0
+            fit = fit_generalized_benford(pmf, base)
+            feats[:, :, j] = divergences(pmf, fit.pmf(base))
+        parts.append(feats.reshape(n, -1))
+    return np.concatenate(parts, axis=0)

@@ -1,0 +1,224 @@
+"""Gradient checking by central finite differences, in float64.
+
+For a layer ``f`` and input ``x``, the scalar ``L = sum(r * f(x))`` with a fixed random
+``r`` has ``dL/dy = r``; backward(r) gives the analytic ``dL/dx`` and ``dL/dtheta``.
+Each entry is compared with ``(L(v + eps) - L(v - eps)) / (2 eps)``, whose error is
+O(eps^2) -- about 1e-12 relative in float64 for smooth functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ._validation import check_float_array, check_real, describe
+from .layers import Layer
+from .losses import Loss
+
+
+@dataclass
+class TensorError:
+    """Errors for one tensor.
+
+    ``max_rel_error`` is ``max |a - n| / max(|a|, |n|, atol / rtol)`` over entries (entries
+    whose gradient is below ``atol / rtol`` are measured against that floor), and
+    ``norm_rel_error`` is ``||a - n|| / max(||a||, ||n||)`` over the whole tensor.
+    """
+
+    name: str
+    max_abs_error: float
+    max_rel_error: float
+    norm_rel_error: float
+    worst_index: tuple[int, ...]
+    analytic: float
+    numeric: float
+    passed: bool
+
+
+@dataclass
+class GradcheckReport:
+    """Per-tensor results of :func:`gradcheck`; ``passed`` is True when all tensors pass."""
+
+    tensors: list[TensorError] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(t.passed for t in self.tensors)
+
+    @property
+    def max_rel_error(self) -> float:
+        return max((t.max_rel_error for t in self.tensors), default=0.0)
+
+    def __getitem__(self, name: str) -> TensorError:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def __str__(self) -> str:
+        lines = [f"{'tensor':<16}{'max abs err':>14}{'max rel err':>14}  ok"]
+        for t in self.tensors:
+            lines.append(f"{t.name:<16}{t.max_abs_error:>14.3e}{t.max_rel_error:>14.3e}  {'yes' if t.passed else 'NO'}")
+        return "\n".join(lines)
+
+
+def _compare(name: str, analytic: np.ndarray, numeric: np.ndarray, rtol: float, atol: float) -> TensorError:
+    diff = np.abs(analytic - numeric)
+    scale = np.maximum(np.abs(analytic), np.abs(numeric))
+    # Below atol / rtol a gradient entry is ~0 and its error is judged in absolute
+    # terms (finite differences carry ~1e-10 of round-off whatever the entry's size).
+    floor = atol / rtol if rtol > 0 else np.finfo(np.float64).tiny
+    rel = diff / np.maximum(scale, max(floor, np.finfo(np.float64).tiny))
+    bad = diff - (atol + rtol * scale)
+    worst = np.unravel_index(int(np.argmax(bad)), analytic.shape) if analytic.size else ()
+    return TensorError(
+        name=name,
+        max_abs_error=float(diff.max(initial=0.0)),
+        max_rel_error=float(rel.max(initial=0.0)),
+        norm_rel_error=float(np.linalg.norm(analytic - numeric) / max(np.linalg.norm(analytic), np.linalg.norm(numeric), 1e-300)),
+        worst_index=tuple(int(i) for i in worst),
+        analytic=float(analytic[worst]) if analytic.size else 0.0,
+        numeric=float(numeric[worst]) if analytic.size else 0.0,
+        passed=bool((bad <= 0).all()),
+    )
+
+
+def _numeric_gradient(func: Callable[[], float], array: np.ndarray, eps: float) -> np.ndarray:
+    """Central differences of ``func()`` with respect to every entry of ``array`` (perturbed in place)."""
+    grad = np.zeros(array.shape, dtype=np.float64)
+    flat = array.reshape(-1)
+    out = grad.reshape(-1)
+    for k in range(flat.size):  # a checking tool, not a training step: a Python loop is fine here
+        original = flat[k]
+        flat[k] = original + eps
+        plus = func()
+        flat[k] = original - eps
+        minus = func()
+        flat[k] = original
+        out[k] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def _generators(layer: Layer) -> list[np.random.Generator]:
+    """Every numpy Generator a layer (or its sub-layers) draws from, e.g. Dropout's masks."""
+    found = []
+    stack = [layer]
+    while stack:
+        obj = stack.pop()
+        for value in vars(obj).values():
+            if isinstance(value, np.random.Generator):
+                found.append(value)
+            elif isinstance(value, Layer):
+                stack.append(value)
+            elif isinstance(value, list):
+                stack.extend(v for v in value if isinstance(v, Layer))
+    return found
+
+
+def gradcheck(
+    target: Any,
+    x: np.ndarray,
+    *,
+    labels: Any = None,
+    eps: float = 1e-6,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    seed: int = 0,
+    raise_on_failure: bool = True,
+) -> GradcheckReport:
+    """Check analytic gradients against central finite differences in float64.
+
+    Parameters
+    ----------
+    target : Layer, Loss or callable
+        * a :class:`~minigan.layers.Layer` (built-in, ``Sequential`` or your own subclass):
+          checks dL/dx and dL/d(every parameter) for ``L = sum(r * layer(x))``. A float32
+          layer is checked on a float64 copy (the layer itself is not changed).
+        * a :class:`~minigan.losses.Loss`: checks dL/dpred; pass the target as ``labels``.
+        * a callable ``f(x) -> (value, grad)``: checks ``grad`` against ``f``'s values.
+    x : ndarray
+        The input (for a loss, the prediction). Converted to float64.
+    labels : array-like or float, optional
+        The target of a loss.
+    eps : float
+        Finite-difference step.
+    rtol, atol : float
+        An entry passes when ``|analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)``.
+    seed : int
+        Seed of the random projection ``r``.
+    raise_on_failure : bool
+        Raise AssertionError naming the worst entry when a tensor fails (default).
+
+    Returns
+    -------
+    GradcheckReport
+        ``report.tensors`` holds, per tensor (``"x"``, then parameter names), the max
+        absolute and relative errors.
+    """
+    eps = check_real(eps, "eps", minimum=0.0, min_inclusive=False)
+    rtol = check_real(rtol, "rtol", minimum=0.0)
+    atol = check_real(atol, "atol", minimum=0.0)
+    x = check_float_array(np.asarray(x, dtype=np.float64) if isinstance(x, np.ndarray) else x, "x").astype(np.float64)
+    report = GradcheckReport()
+
+    if isinstance(target, Layer):
+        report = _check_layer(target, x, eps, rtol, atol, seed)
+    elif isinstance(target, Loss) or hasattr(target, "backward") and hasattr(target, "forward"):
+        if labels is None:
+            raise ValueError("labels must be given to check a loss: gradcheck(loss, pred, labels=target)")
+        loss = target
+        if isinstance(labels, np.ndarray) and labels.dtype.kind == "f":
+            labels = labels.astype(np.float64)
+        loss.forward(x, labels)
+        analytic = np.array(loss.backward(), dtype=np.float64)
+        numeric = _numeric_gradient(lambda: float(loss.forward(x, labels)), x, eps)
+        report.tensors.append(_compare("pred", analytic, numeric, rtol, atol))
+    elif callable(target):
+        value, analytic = target(x)
+        analytic = np.asarray(analytic, dtype=np.float64)
+        if analytic.shape != x.shape:
+            raise ValueError(f"the gradient returned by the function must have shape {x.shape}, got {analytic.shape}")
+        numeric = _numeric_gradient(lambda: float(target(x)[0]), x, eps)
+        report.tensors.append(_compare("x", analytic, numeric, rtol, atol))
+    else:
+        raise TypeError(f"target must be a Layer, a Loss or a callable f(x) -> (value, grad), got {describe(target)}")
+
+    if raise_on_failure and not report.passed:
+        worst = max((t for t in report.tensors if not t.passed), key=lambda t: t.max_rel_error)
+        raise AssertionError(
+            f"gradient check failed for {worst.name}{list(worst.worst_index)}: analytic {worst.analytic:.10g}, "
+            f"numeric {worst.numeric:.10g} (max abs error {worst.max_abs_error:.3e}, "
+            f"max rel error {worst.max_rel_error:.3e})\n{report}"
+        )
+    return report
+
+
+def _check_layer(layer: Layer, x: np.ndarray, eps: float, rtol: float, atol: float, seed: int) -> GradcheckReport:
+    layer = layer.astype(np.float64)  # a private float64 copy: the caller's layer is untouched
+    generators = _generators(layer)
+    rng_states = [g.bit_generator.state for g in generators]
+    buffers = {k: v.copy() for k, v in layer.buffers.items()}
+
+    def run_forward() -> np.ndarray:
+        # Same random draws (e.g. dropout masks) and same running statistics at every evaluation.
+        for g, s in zip(generators, rng_states):
+            g.bit_generator.state = s
+        for k, v in buffers.items():
+            layer.buffers[k][...] = v
+        return layer.forward(x)
+
+    y = run_forward()
+    projection = np.random.default_rng(seed).standard_normal(y.shape)
+    layer.zero_grad()
+    grad_x = np.asarray(layer.backward(projection), dtype=np.float64)
+    analytic = {name: g.copy() for name, g in layer.grads.items()}
+
+    def loss() -> float:
+        return float(np.sum(projection * run_forward()))
+
+    report = GradcheckReport()
+    report.tensors.append(_compare("x", grad_x, _numeric_gradient(loss, x, eps), rtol, atol))
+    for name, value in layer.params.items():
+        report.tensors.append(_compare(name, analytic[name], _numeric_gradient(loss, value, eps), rtol, atol))
+    return report

@@ -1,0 +1,444 @@
+"""Every compiled kernel of minigan, in one place.
+
+These are plain functions over arrays, compiled with ``@njit(cache=True)``. They
+do the memory-bound work of a training step -- bias + activation, activation
+derivative + bias gradient, BatchNorm, losses, optimizer updates -- each in as
+few sweeps over memory as the math allows. Matrix products are not here: the
+layers call BLAS through NumPy's ``matmul`` around these kernels.
+
+Conventions
+-----------
+* 2-D arrays are ``(batch, features)`` and C-contiguous; 1-D arrays are per-feature.
+* Outputs are passed in (``out`` arguments) so that callers control allocation.
+* Loops run in a fixed order, with no ``fastmath`` and no ``parallel``, so that
+  results are bit-for-bit reproducible and gradients checkable.
+* The activation is selected by an integer code (``ACT_*``); its derivative is
+  computed from the activation's *output* ``y``, so the pre-activation need not be kept.
+
+Nothing here validates its input: the public API does that
+(:mod:`minigan._validation`) before any kernel runs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+ACT_IDENTITY = 0
+ACT_RELU = 1
+ACT_LEAKY_RELU = 2
+ACT_TANH = 3
+ACT_SIGMOID = 4
+
+
+# ----------------------------------------------------------------------------
+# Activations
+# ----------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _activate(v, kind, alpha, one):
+    # ``alpha`` and ``one`` carry the array's dtype, so float32 math stays float32.
+    if kind == ACT_RELU or kind == ACT_LEAKY_RELU:
+        return v if v > 0 else v * alpha
+    if kind == ACT_TANH:
+        return np.tanh(v)
+    if kind == ACT_SIGMOID:
+        # Two branches keep exp() from overflowing for large |v|.
+        if v >= 0:
+            return one / (one + np.exp(-v))
+        e = np.exp(v)
+        return e / (one + e)
+    return v
+
+
+@njit(cache=True, inline="always")
+def _derivative_from_output(y, kind, alpha, one):
+    # Valid because every activation here is monotone and, for the (leaky) ReLU
+    # with alpha >= 0, y > 0 exactly when the input was > 0.
+    if kind == ACT_RELU or kind == ACT_LEAKY_RELU:
+        return one if y > 0 else alpha
+    if kind == ACT_TANH:
+        return one - y * y
+    if kind == ACT_SIGMOID:
+        return y * (one - y)
+    return one
+
+
+@njit(cache=True)
+def activation_forward(x, kind, alpha, y):
+    """``y[i, j] = act(x[i, j])``; ``y`` may be ``x``."""
+    n, m = x.shape
+    a = x.dtype.type(alpha)
+    one = x.dtype.type(1)
+    for i in range(n):
+        for j in range(m):
+            y[i, j] = _activate(x[i, j], kind, a, one)
+
+
+@njit(cache=True)
+def activation_backward(grad_y, y, kind, alpha, grad_x):
+    """``grad_x = grad_y * act'(.)`` computed from the activation output ``y``."""
+    n, m = y.shape
+    a = y.dtype.type(alpha)
+    one = y.dtype.type(1)
+    for i in range(n):
+        for j in range(m):
+            grad_x[i, j] = grad_y[i, j] * _derivative_from_output(y[i, j], kind, a, one)
+
+
+@njit(cache=True)
+def bias_activation_forward(z, b, kind, alpha, y):
+    """Fused ``y[i, j] = act(z[i, j] + b[j])`` (``kind=ACT_IDENTITY`` adds the bias only).
+
+    One sweep over ``z`` instead of two; ``y`` may be ``z``.
+    """
+    n, m = z.shape
+    a = z.dtype.type(alpha)
+    one = z.dtype.type(1)
+    for i in range(n):
+        for j in range(m):
+            y[i, j] = _activate(z[i, j] + b[j], kind, a, one)
+
+
+@njit(cache=True)
+def activation_backward_bias_grad(grad_y, y, kind, alpha, grad_z, grad_b, accumulate_bias):
+    """Fused backward of ``y = act(z + b)``.
+
+    ``grad_z[i, j] = grad_y[i, j] * act'(y[i, j])`` and, when ``accumulate_bias``,
+    ``grad_b[j] += sum_i grad_z[i, j]`` -- in one sweep. ``grad_z`` may be ``grad_y``.
+    """
+    n, m = y.shape
+    a = y.dtype.type(alpha)
+    one = y.dtype.type(1)
+    for i in range(n):
+        for j in range(m):
+            g = grad_y[i, j] * _derivative_from_output(y[i, j], kind, a, one)
+            grad_z[i, j] = g
+    if accumulate_bias:
+        column_sums_add(grad_z, grad_b)
+
+
+@njit(cache=True)
+def column_sums_add(x, out):
+    """``out[j] += sum_i x[i, j]``, summing rows in order (deterministic)."""
+    n, m = x.shape
+    acc = np.zeros(m, dtype=x.dtype)
+    for i in range(n):
+        for j in range(m):
+            acc[j] += x[i, j]
+    for j in range(m):
+        out[j] += acc[j]
+
+
+@njit(cache=True)
+def add_inplace(target, x):
+    """``target += x`` elementwise over flat 1-D views."""
+    for k in range(target.size):
+        target[k] += x[k]
+
+
+@njit(cache=True)
+def multiply(x, mask, out):
+    """``out = x * mask`` elementwise over 2-D arrays (the Dropout pass)."""
+    n, m = x.shape
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = x[i, j] * mask[i, j]
+
+
+@njit(cache=True)
+def dropout_mask(uniform, rate, mask):
+    """``mask = (uniform >= rate) / (1 - rate)``: inverted dropout's scaled keep mask."""
+    keep_scale = mask.dtype.type(1.0 / (1.0 - rate))
+    n, m = uniform.shape
+    for i in range(n):
+        for j in range(m):
+            mask[i, j] = keep_scale if uniform[i, j] >= rate else mask.dtype.type(0)
+
+
+# ----------------------------------------------------------------------------
+# BatchNorm
+# ----------------------------------------------------------------------------
+@njit(cache=True)
+def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running_var, y, x_hat, inv_std):
+    """Training-mode BatchNorm over the batch axis, and the running-statistics update.
+
+    ``mean_j = (1/N) sum_i x_ij``, ``var_j = (1/N) sum_i (x_ij - mean_j)^2`` (biased),
+    ``x_hat = (x - mean) / sqrt(var + eps)``, ``y = gamma * x_hat + beta``;
+    ``running = momentum * running + (1 - momentum) * batch`` (the Keras convention,
+    with the biased batch variance as Keras uses). Two-pass variance for accuracy.
+    """
+    n, m = x.shape
+    mean = np.zeros(m, dtype=x.dtype)
+    var = np.zeros(m, dtype=x.dtype)
+    for i in range(n):
+        for j in range(m):
+            mean[j] += x[i, j]
+    for j in range(m):
+        mean[j] /= n
+    for i in range(n):
+        for j in range(m):
+            d = x[i, j] - mean[j]
+            var[j] += d * d
+    for j in range(m):
+        var[j] /= n
+        inv_std[j] = 1 / np.sqrt(var[j] + eps)
+        running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mean[j]
+        running_var[j] = momentum * running_var[j] + (1 - momentum) * var[j]
+    for i in range(n):
+        for j in range(m):
+            h = (x[i, j] - mean[j]) * inv_std[j]
+            x_hat[i, j] = h
+            y[i, j] = gamma[j] * h + beta[j]
+
+
+@njit(cache=True)
+def batchnorm_forward_eval(x, gamma, beta, eps, running_mean, running_var, y, x_hat, inv_std):
+    """Inference-mode BatchNorm with the running statistics (same outputs as training mode)."""
+    n, m = x.shape
+    for j in range(m):
+        inv_std[j] = 1 / np.sqrt(running_var[j] + eps)
+    for i in range(n):
+        for j in range(m):
+            h = (x[i, j] - running_mean[j]) * inv_std[j]
+            x_hat[i, j] = h
+            y[i, j] = gamma[j] * h + beta[j]
+
+
+@njit(cache=True)
+def batchnorm_backward_train(grad_y, x_hat, gamma, inv_std, grad_x, grad_gamma, grad_beta, param_grads):
+    """Backward of training-mode BatchNorm in two sweeps.
+
+    With ``s1_j = sum_i g_ij`` and ``s2_j = sum_i g_ij x_hat_ij``:
+    ``dbeta_j += s1_j``, ``dgamma_j += s2_j`` and
+    ``dx_ij = gamma_j inv_std_j (g_ij - s1_j / N - x_hat_ij s2_j / N)``
+    (the batch mean and variance depend on every row, hence the two correction terms).
+    """
+    n, m = grad_y.shape
+    s1 = np.zeros(m, dtype=grad_y.dtype)
+    s2 = np.zeros(m, dtype=grad_y.dtype)
+    for i in range(n):
+        for j in range(m):
+            g = grad_y[i, j]
+            s1[j] += g
+            s2[j] += g * x_hat[i, j]
+    if param_grads:
+        for j in range(m):
+            grad_beta[j] += s1[j]
+            grad_gamma[j] += s2[j]
+    for j in range(m):
+        s1[j] /= n
+        s2[j] /= n
+    for i in range(n):
+        for j in range(m):
+            grad_x[i, j] = gamma[j] * inv_std[j] * (grad_y[i, j] - s1[j] - x_hat[i, j] * s2[j])
+
+
+@njit(cache=True)
+def batchnorm_backward_eval(grad_y, x_hat, gamma, inv_std, grad_x, grad_gamma, grad_beta, param_grads):
+    """Backward of inference-mode BatchNorm: the statistics are constants,
+    so ``dx = g * gamma * inv_std``; ``dgamma += sum g x_hat``, ``dbeta += sum g``."""
+    n, m = grad_y.shape
+    for i in range(n):
+        for j in range(m):
+            g = grad_y[i, j]
+            if param_grads:
+                grad_beta[j] += g
+                grad_gamma[j] += g * x_hat[i, j]
+            grad_x[i, j] = g * gamma[j] * inv_std[j]
+
+
+# ----------------------------------------------------------------------------
+# Losses: each kernel returns the summed loss and writes d(mean loss)/d(pred)
+# ----------------------------------------------------------------------------
+@njit(cache=True)
+def bce_with_logits(logits, target, grad):
+    """Stable binary cross-entropy on logits, summed; ``grad = (sigmoid(z) - t) / size``.
+
+    ``l(z, t) = max(z, 0) - z t + log(1 + exp(-|z|))`` never overflows.
+    """
+    z = logits.ravel()
+    t = target.ravel()
+    g = grad.ravel()
+    size = z.size
+    total = 0.0
+    for k in range(size):
+        v = z[k]
+        total += max(v, 0.0) - v * t[k] + math.log1p(math.exp(-abs(v)))
+        if v >= 0:
+            s = 1.0 / (1.0 + math.exp(-v))
+        else:
+            e = math.exp(v)
+            s = e / (1.0 + e)
+        g[k] = (s - t[k]) / size
+    return total
+
+
+@njit(cache=True)
+def bce_on_probabilities(prob, target, clip_eps, grad):
+    """Binary cross-entropy on probabilities clipped to ``[eps, 1 - eps]`` (Keras'
+    ``binary_crossentropy``), summed; the gradient of the clipped function."""
+    p = prob.ravel()
+    t = target.ravel()
+    g = grad.ravel()
+    size = p.size
+    total = 0.0
+    lo = clip_eps
+    hi = 1.0 - clip_eps
+    for k in range(size):
+        v = p[k]
+        clipped = v < lo or v > hi
+        q = min(max(v, lo), hi)
+        total += -(t[k] * math.log(q) + (1.0 - t[k]) * math.log(1.0 - q))
+        g[k] = 0.0 if clipped else (-t[k] / q + (1.0 - t[k]) / (1.0 - q)) / size
+    return total
+
+
+@njit(cache=True)
+def squared_error(pred, target, grad):
+    """``sum (p - t)^2`` and ``grad = 2 (p - t) / size``."""
+    p = pred.ravel()
+    t = target.ravel()
+    g = grad.ravel()
+    size = p.size
+    total = 0.0
+    for k in range(size):
+        d = p[k] - t[k]
+        total += d * d
+        g[k] = 2.0 * d / size
+    return total
+
+
+@njit(cache=True)
+def hinge(pred, sign, grad):
+    """``sum max(0, 1 - s p)`` with ``s`` in {-1, +1}; ``grad = -s [1 - s p > 0] / size``."""
+    p = pred.ravel()
+    s = sign.ravel()
+    g = grad.ravel()
+    size = p.size
+    total = 0.0
+    for k in range(size):
+        margin = 1.0 - s[k] * p[k]
+        if margin > 0:
+            total += margin
+            g[k] = -s[k] / size
+        else:
+            g[k] = 0.0
+    return total
+
+
+@njit(cache=True)
+def wasserstein(pred, sign, grad):
+    """``sum -s p`` (the critic raises its score on real, ``s = +1``, and lowers it on fake)."""
+    p = pred.ravel()
+    s = sign.ravel()
+    g = grad.ravel()
+    size = p.size
+    total = 0.0
+    for k in range(size):
+        total += -s[k] * p[k]
+        g[k] = -s[k] / size
+    return total
+
+
+@njit(cache=True)
+def softmax_cross_entropy(logits, labels, probs, grad):
+    """Mean-reduced softmax cross-entropy over integer labels, summed loss returned.
+
+    ``probs`` receives the softmax; ``grad = (probs - onehot(labels)) / n``.
+    """
+    n, m = logits.shape
+    total = 0.0
+    for i in range(n):
+        peak = logits[i, 0]
+        for j in range(1, m):
+            peak = max(peak, logits[i, j])
+        norm = 0.0
+        for j in range(m):
+            e = math.exp(logits[i, j] - peak)
+            probs[i, j] = e
+            norm += e
+        for j in range(m):
+            probs[i, j] /= norm
+            grad[i, j] = probs[i, j] / n
+        label = labels[i]
+        grad[i, label] -= 1.0 / n
+        total += -(logits[i, label] - peak - math.log(norm))
+    return total
+
+
+# ----------------------------------------------------------------------------
+# Optimizers (flat 1-D views of a parameter and its state)
+# ----------------------------------------------------------------------------
+@njit(cache=True)
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One Adam step (Kingma & Ba 2015, Algorithm 1) on flat arrays, in one sweep.
+
+    ``g = grad + weight_decay * param`` (L2 penalty, as PyTorch's Adam),
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
+    ``param -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
+    """
+    c1 = 1.0 - beta1**step
+    c2 = 1.0 - beta2**step
+    dt = param.dtype.type
+    b1 = dt(beta1)
+    b2 = dt(beta2)
+    one_b1 = dt(1.0 - beta1)
+    one_b2 = dt(1.0 - beta2)
+    inv_c1 = dt(1.0 / c1)
+    inv_c2 = dt(1.0 / c2)
+    lr_t = dt(lr)
+    eps_t = dt(eps)
+    wd = dt(weight_decay)
+    for k in range(param.size):
+        g = grad[k]
+        if weight_decay != 0.0:
+            g = g + wd * param[k]
+        mk = b1 * m[k] + one_b1 * g
+        vk = b2 * v[k] + one_b2 * g * g
+        m[k] = mk
+        v[k] = vk
+        param[k] -= lr_t * (mk * inv_c1) / (np.sqrt(vk * inv_c2) + eps_t)
+
+
+@njit(cache=True)
+def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
+    """SGD with optional (Nesterov) momentum and L2 weight decay, PyTorch convention:
+    ``g = grad + wd p``; ``buf = momentum buf + g``; ``p -= lr (g + momentum buf)`` if
+    Nesterov else ``p -= lr buf`` (plain SGD when momentum is 0)."""
+    dt = param.dtype.type
+    lr_t = dt(lr)
+    mu = dt(momentum)
+    wd = dt(weight_decay)
+    for k in range(param.size):
+        g = grad[k]
+        if weight_decay != 0.0:
+            g = g + wd * param[k]
+        if momentum != 0.0:
+            b = mu * buf[k] + g
+            buf[k] = b
+            if nesterov:
+                g = g + mu * b
+            else:
+                g = b
+        param[k] -= lr_t * g
+
+
+@njit(cache=True)
+def clip_inplace(x, limit):
+    """Clamp every entry of the flat array ``x`` to ``[-limit, limit]`` (WGAN weight clipping)."""
+    lim = x.dtype.type(limit)
+    for k in range(x.size):
+        if x[k] > lim:
+            x[k] = lim
+        elif x[k] < -lim:
+            x[k] = -lim
+
+
+@njit(cache=True)
+def all_finite(x):
+    """True when the flat array ``x`` has no NaN or inf (stops at the first bad entry)."""
+    for k in range(x.size):
+        if not np.isfinite(x[k]):
+            return False
+    return True

@@ -1,0 +1,492 @@
+"""Layers: objects that hold parameters and call the compiled kernels.
+
+Every layer follows one contract:
+
+* ``forward(x)`` computes the output and caches what ``backward`` needs.
+* ``backward(grad_y)`` returns ``grad_x`` and **adds** the parameter gradients into
+  ``grads``. It never changes ``params``: updating them is the optimizer's job.
+* ``params`` and ``grads`` are dicts of name -> ndarray with the same keys and
+  shapes; ``buffers`` holds non-trained state (BatchNorm's running statistics).
+  Optimizers update ``params`` arrays in place and never rebind them.
+* ``train()`` / ``eval()`` switch the mode; ``zero_grad()`` clears ``grads``.
+
+Inputs are 2-D arrays ``(batch, features)``. The public ``forward``/``backward``
+validate their arguments; :class:`~minigan.model.Sequential` validates once at
+the model's boundary and then calls the unchecked ``_forward``/``_backward``.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from . import init as initializers
+from . import kernels as K
+from ._validation import check_dtype, check_float_array, check_int, check_real, check_rng, check_shape
+
+
+class Layer:
+    """Base class of every layer; subclass it to write your own.
+
+    A custom layer implements ``forward`` and ``backward`` and registers its
+    trainable arrays with :meth:`add_param` (which also creates the gradient)::
+
+        class Scale(mg.Layer):
+            '''y = x * s, one learned scale per feature.'''
+
+            def __init__(self, features):
+                super().__init__()
+                self.add_param("s", np.ones(features))
+
+            def forward(self, x):
+                self.x = x
+                return x * self.params["s"]
+
+            def backward(self, grad_y):
+                self.grads["s"] += (grad_y * self.x).sum(axis=0)
+                return grad_y * self.params["s"]
+
+    ``mg.gradcheck(Scale(3), x)`` then checks both gradients by central differences.
+    """
+
+    #: True for layers whose forward/backward validate their own inputs and provide
+    #: the unchecked ``_forward``/``_backward`` fast path used by Sequential.
+    _has_fast_path = False
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self.training = True
+        # True right after zero_grad(): the next backward may write gradients
+        # instead of adding them (saves a sweep over the weight gradient).
+        self._grads_are_zero = True
+
+    # -- parameters ---------------------------------------------------------
+    def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Register a trainable array (and a zero gradient of the same shape)."""
+        value = np.ascontiguousarray(value)
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+        return value
+
+    def zero_grad(self) -> None:
+        """Set every gradient array to zero, in place."""
+        for grad in self.grads.values():
+            grad.fill(0)
+        self._grads_are_zero = True
+
+    def train(self) -> "Layer":
+        """Training mode (batch statistics, dropout active). Returns self."""
+        self.training = True
+        return self
+
+    def eval(self) -> "Layer":
+        """Inference mode (running statistics, no dropout). Returns self."""
+        self.training = False
+        return self
+
+    def num_params(self) -> int:
+        """Number of trainable scalars."""
+        return int(sum(p.size for p in self.params.values()))
+
+    def output_features(self, in_features: int) -> int:
+        """Feature count of the output for ``in_features`` inputs (shape-preserving by default)."""
+        return in_features
+
+    def astype(self, dtype: Any) -> "Layer":
+        """A deep copy of the layer with every parameter, gradient and buffer in ``dtype``."""
+        dtype = check_dtype(dtype)
+        clone = copy.deepcopy(self)
+        for store in (clone.params, clone.grads, clone.buffers):
+            for key, value in store.items():
+                store[key] = np.ascontiguousarray(value, dtype=dtype)
+        if hasattr(clone, "dtype"):
+            clone.dtype = dtype
+        return clone
+
+    # -- computation --------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_y)")
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def _backward(self, grad_y: np.ndarray, param_grads: bool = True) -> np.ndarray:
+        if not param_grads:
+            # A custom layer only knows how to add gradients: keep its grads intact.
+            saved = {k: v.copy() for k, v in self.grads.items()}
+            grad_x = self.backward(grad_y)
+            for k, v in saved.items():
+                self.grads[k][...] = v
+            return grad_x
+        return self.backward(grad_y)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    # -- shared checks for the built-in layers ---------------------------------
+    def _check_input(self, x: Any, features: int | None, dtype: np.dtype | None = None) -> np.ndarray:
+        x = check_float_array(x, "x", ndim=2, dtype=dtype)
+        if features is not None and x.shape[1] != features:
+            raise ValueError(
+                f"x must have {features} features (columns) for {self!r}, got shape {x.shape}; "
+                "check the previous layer's output size"
+            )
+        return x
+
+    def _check_grad(self, grad_y: Any, expected: np.ndarray | None) -> np.ndarray:
+        if expected is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() called before forward(): run forward first")
+        grad_y = check_float_array(grad_y, "grad_y", dtype=expected.dtype)
+        check_shape(grad_y, expected.shape, "grad_y (the gradient of the layer's output)")
+        return grad_y
+
+
+class Dense(Layer):
+    """Fully connected layer ``y = x @ W + b``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of the input and output.
+    init : str
+        Weight initializer (see :mod:`minigan.init`): ``"glorot_uniform"`` (the Keras
+        default), ``"glorot_normal"``, ``"he_uniform"``, ``"he_normal"``, ``"zeros"``.
+        The bias starts at zero.
+    dtype : float32 or float64
+    rng : numpy.random.Generator, int or None
+        Source of the initial weights.
+
+    Shapes
+    ------
+    x : (N, in_features), W : (in_features, out_features), b : (out_features,),
+    y : (N, out_features).
+
+    Backward
+    --------
+    With ``G = dL/dy`` of shape (N, out):
+    ``dL/dW = x^T G`` (in, out), ``dL/db = sum_rows G`` (out,), ``dL/dx = G W^T`` (N, in).
+    When Sequential fuses the following activation ``a``, ``G`` is first formed as
+    ``dL/dy_act * a'(y_act)`` in the same sweep that sums ``dL/db``.
+    """
+
+    _has_fast_path = True
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        init: str = "glorot_uniform",
+        dtype: Any = np.float32,
+        rng: Any = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = check_int(in_features, "in_features", minimum=1)
+        self.out_features = check_int(out_features, "out_features", minimum=1)
+        self.dtype = check_dtype(dtype)
+        self.init = init
+        rng = check_rng(rng)
+        weights = initializers.initialize(init, (self.in_features, self.out_features), rng, self.dtype)
+        self.add_param("W", weights)
+        self.add_param("b", np.zeros(self.out_features, dtype=self.dtype))
+        self._x: np.ndarray | None = None
+        self._y: np.ndarray | None = None
+
+    def output_features(self, in_features: int) -> int:
+        return self.out_features
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, dtype={self.dtype.name}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``y = x @ W + b``; x: (N, in_features) -> y: (N, out_features)."""
+        x = self._check_input(x, self.in_features, self.dtype)
+        return self._forward(x)
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:
+        """Add ``x^T G`` to ``grads['W']`` and ``sum_rows G`` to ``grads['b']``; return ``G W^T``."""
+        grad_y = self._check_grad(grad_y, self._y)
+        return self._backward(grad_y)
+
+    # -- unchecked fast path (also used fused with an activation) -----------
+    def _forward(self, x: np.ndarray, activation: "Activation | None" = None) -> np.ndarray:
+        y = np.empty((x.shape[0], self.out_features), dtype=self.dtype)
+        np.matmul(x, self.params["W"], out=y)
+        if activation is None:
+            K.bias_activation_forward(y, self.params["b"], K.ACT_IDENTITY, 0.0, y)
+        else:
+            K.bias_activation_forward(y, self.params["b"], activation.kind, activation.alpha, y)
+            activation._y = y
+        self._x = x
+        self._y = y
+        return y
+
+    def _backward(
+        self,
+        grad_y: np.ndarray,
+        param_grads: bool = True,
+        activation: "Activation | None" = None,
+        input_grad: bool = True,
+    ) -> np.ndarray | None:
+        x = self._x
+        if activation is None:
+            grad_z = grad_y
+            if param_grads:
+                K.column_sums_add(grad_z, self.grads["b"])
+        else:
+            grad_z = np.empty_like(grad_y)
+            K.activation_backward_bias_grad(
+                grad_y, activation._y, activation.kind, activation.alpha, grad_z, self.grads["b"], param_grads
+            )
+        if param_grads:
+            grad_w = self.grads["W"]
+            if self._grads_are_zero:
+                np.matmul(x.T, grad_z, out=grad_w)
+            else:
+                grad_w += x.T @ grad_z
+            self._grads_are_zero = False
+        if not input_grad:
+            return None
+        return grad_z @ self.params["W"].T
+
+
+class Activation(Layer):
+    """Elementwise activation ``y = f(x)`` computed by a kernel; shape-preserving.
+
+    The derivative is evaluated from the cached output ``y``:
+    ``dL/dx = dL/dy * f'(x)`` with ``f'`` written in terms of ``y``.
+    """
+
+    _has_fast_path = True
+    kind = K.ACT_IDENTITY
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha = 0.0
+        self._y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, F) -> y: (N, F)."""
+        x = self._check_input(x, None)
+        return self._forward(x)
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:
+        """``grad_x = grad_y * f'(x)``, shape (N, F)."""
+        grad_y = self._check_grad(grad_y, self._y)
+        return self._backward(grad_y)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        y = np.empty_like(x)
+        K.activation_forward(x, self.kind, self.alpha, y)
+        self._y = y
+        return y
+
+    def _backward(self, grad_y: np.ndarray, param_grads: bool = True) -> np.ndarray:
+        grad_x = np.empty_like(grad_y)
+        K.activation_backward(grad_y, self._y, self.kind, self.alpha, grad_x)
+        return grad_x
+
+
+class LeakyReLU(Activation):
+    """``y = x`` for ``x > 0`` else ``alpha * x``; ``dy/dx = 1`` or ``alpha``.
+
+    Parameters
+    ----------
+    alpha : float
+        Slope for negative inputs, ``0 <= alpha <= 1`` (0.2 as in the reference GAN).
+    """
+
+    kind = K.ACT_LEAKY_RELU
+
+    def __init__(self, alpha: float = 0.2) -> None:
+        super().__init__()
+        self.alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class ReLU(Activation):
+    """``y = max(x, 0)``; ``dy/dx = 1`` for ``x > 0`` else 0."""
+
+    kind = K.ACT_RELU
+
+
+class Tanh(Activation):
+    """``y = tanh(x)``; ``dy/dx = 1 - y^2``."""
+
+    kind = K.ACT_TANH
+
+
+class Sigmoid(Activation):
+    """``y = 1 / (1 + exp(-x))``; ``dy/dx = y (1 - y)``."""
+
+    kind = K.ACT_SIGMOID
+
+
+class BatchNorm(Layer):
+    """Batch normalization over the batch axis of (N, F) inputs.
+
+    Training mode: ``x_hat = (x - mean_B) / sqrt(var_B + eps)`` with the batch mean and
+    the *biased* batch variance, ``y = gamma * x_hat + beta``, and the running
+    statistics move as in Keras: ``running = momentum * running + (1 - momentum) * batch``
+    (so ``momentum=0.8`` keeps 80% of the old value; PyTorch's ``momentum`` means the
+    opposite). Evaluation mode uses the running statistics.
+
+    Parameters
+    ----------
+    num_features : int
+    momentum : float in [0, 1)
+    eps : float > 0
+    dtype : float32 or float64
+
+    Backward (training mode)
+    ------------------------
+    With ``g = dL/dy``: ``dL/dbeta = sum_i g_i``, ``dL/dgamma = sum_i g_i x_hat_i`` and
+    ``dL/dx_i = gamma / sqrt(var + eps) * (g_i - mean_i(g) - x_hat_i * mean_i(g x_hat))``,
+    where the last two terms come from the batch mean and variance depending on x_i.
+    """
+
+    _has_fast_path = True
+
+    def __init__(self, num_features: int, *, momentum: float = 0.8, eps: float = 1e-3, dtype: Any = np.float32) -> None:
+        super().__init__()
+        self.num_features = check_int(num_features, "num_features", minimum=1)
+        self.momentum = check_real(momentum, "momentum", minimum=0.0, maximum=1.0, max_inclusive=False)
+        self.eps = check_real(eps, "eps", minimum=0.0, min_inclusive=False)
+        self.dtype = check_dtype(dtype)
+        self.add_param("gamma", np.ones(self.num_features, dtype=self.dtype))
+        self.add_param("beta", np.zeros(self.num_features, dtype=self.dtype))
+        self.buffers["running_mean"] = np.zeros(self.num_features, dtype=self.dtype)
+        self.buffers["running_var"] = np.ones(self.num_features, dtype=self.dtype)
+        self._x_hat: np.ndarray | None = None
+        self._inv_std: np.ndarray | None = None
+        self._forward_was_training = True
+
+    @property
+    def running_mean(self) -> np.ndarray:
+        """Running mean, shape (num_features,)."""
+        return self.buffers["running_mean"]
+
+    @property
+    def running_var(self) -> np.ndarray:
+        """Running (biased) variance, shape (num_features,)."""
+        return self.buffers["running_var"]
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, F) -> y: (N, F). Training mode needs N >= 2 (one sample has no variance)."""
+        x = self._check_input(x, self.num_features, self.dtype)
+        if self.training and x.shape[0] < 2:
+            raise ValueError(
+                f"x must hold at least 2 samples for BatchNorm in training mode, got shape {x.shape}; "
+                "use a larger batch or call eval() first"
+            )
+        return self._forward(x)
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:
+        """Return dL/dx (N, F); add dL/dgamma and dL/dbeta into ``grads``."""
+        grad_y = self._check_grad(grad_y, self._x_hat)
+        return self._backward(grad_y)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        y = np.empty_like(x)
+        x_hat = np.empty_like(x)
+        inv_std = np.empty(x.shape[1], dtype=x.dtype)
+        p, b = self.params, self.buffers
+        if self.training:
+            K.batchnorm_forward_train(
+                x, p["gamma"], p["beta"], self.eps, self.momentum,
+                b["running_mean"], b["running_var"], y, x_hat, inv_std,
+            )
+        else:
+            K.batchnorm_forward_eval(
+                x, p["gamma"], p["beta"], self.eps, b["running_mean"], b["running_var"], y, x_hat, inv_std
+            )
+        self._forward_was_training = self.training
+        self._x_hat = x_hat
+        self._inv_std = inv_std
+        return y
+
+    def _backward(self, grad_y: np.ndarray, param_grads: bool = True) -> np.ndarray:
+        grad_x = np.empty_like(grad_y)
+        kernel = K.batchnorm_backward_train if self._forward_was_training else K.batchnorm_backward_eval
+        kernel(
+            grad_y, self._x_hat, self.params["gamma"], self._inv_std,
+            grad_x, self.grads["gamma"], self.grads["beta"], param_grads,
+        )
+        if param_grads:
+            self._grads_are_zero = False
+        return grad_x
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training mode each input is zeroed with probability ``rate``
+    and the survivors are scaled by ``1 / (1 - rate)``; identity in eval mode.
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+    rng : numpy.random.Generator, int or None
+        Source of the masks (drawn in NumPy, outside any kernel).
+
+    Backward: ``dL/dx = dL/dy * mask`` with the same scaled mask.
+    """
+
+    _has_fast_path = True
+
+    def __init__(self, rate: float, *, rng: Any = None) -> None:
+        super().__init__()
+        self.rate = check_real(rate, "rate", minimum=0.0, maximum=1.0, max_inclusive=False)
+        self.rng = check_rng(rng)
+        self._mask: np.ndarray | None = None
+        self._shape: tuple[int, ...] | None = None
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, F) -> y: (N, F)."""
+        x = self._check_input(x, None)
+        return self._forward(x)
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:
+        if self._shape is None:
+            raise RuntimeError("Dropout.backward() called before forward(): run forward first")
+        grad_y = check_float_array(grad_y, "grad_y")
+        check_shape(grad_y, self._shape, "grad_y (the gradient of the layer's output)")
+        return self._backward(grad_y)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        self._shape = x.shape
+        if not self.training or self.rate == 0.0:
+            self._mask = None
+            return x
+        uniform = self.rng.random(x.shape, dtype=x.dtype)
+        mask = np.empty_like(x)
+        K.dropout_mask(uniform, self.rate, mask)
+        y = np.empty_like(x)
+        K.multiply(x, mask, y)
+        self._mask = mask
+        return y
+
+    def _backward(self, grad_y: np.ndarray, param_grads: bool = True) -> np.ndarray:
+        if self._mask is None:
+            return grad_y
+        grad_x = np.empty_like(grad_y)
+        K.multiply(grad_y, self._mask, grad_x)
+        return grad_x

@@ -1,0 +1,474 @@
+"""Pictures of a training run: sample grids, loss curves and a progress GIF.
+
+Everything here writes its file atomically (a temporary file in the same folder,
+then ``os.replace``), so an interrupted run never leaves a half-written picture.
+Matplotlib and Pillow are imported inside the functions that need them, which
+keeps ``import minigan`` cheap; matplotlib is driven through its object API with
+the Agg canvas, so no global pyplot state or display is involved.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from minigan._validation import check_int, describe
+from minigan.serialization import atomic_write_bytes, atomic_write_text
+
+REQUIRED_METRIC_COLUMNS = ("iteration", "d_loss", "g_loss", "d_real", "d_fake")
+SAMPLE_NAME = re.compile(r"^iter_(\d+)\.png$")
+
+
+def to_uint8(images: np.ndarray, name: str = "images") -> np.ndarray:
+    """Map images in ``[-1, 1]`` (float) to ``0..255`` (uint8); uint8 passes through.
+
+    Parameters
+    ----------
+    images : ndarray, any shape
+        Float images in ``[-1, 1]`` (values outside are clipped, since a
+        generator's tanh output can overshoot by rounding) or uint8 images.
+    name : str
+        Argument name for error messages.
+
+    Returns
+    -------
+    ndarray of uint8, same shape as ``images``
+    """
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {describe(images)}")
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype.kind != "f":
+        raise TypeError(f"{name} must be float images in [-1, 1] or uint8 images, got dtype {images.dtype}")
+    if images.size and not np.isfinite(images).all():
+        raise ValueError(f"{name} must be finite, got NaN or inf pixel values")
+    scaled = np.rint((images.astype(np.float64) + 1.0) * 127.5)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def image_grid(
+    images: np.ndarray, ncols: int | None = None, *, padding: int = 2, pad_value: int = 128
+) -> np.ndarray:
+    """Tile a batch of images into one picture.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, h, w) or (n, h, w, 3)
+        Grey or RGB images, float in ``[-1, 1]`` or uint8. Flat generator output
+        of shape (n, h*w) must be reshaped first, e.g. ``x.reshape(-1, 28, 28)``.
+    ncols : int, optional
+        Images per row; default ``ceil(sqrt(n))`` (a square-ish grid).
+    padding : int
+        Width in pixels of the separator between and around the tiles.
+    pad_value : int
+        Grey level (0..255) of the separator; mid-grey shows against both the
+        black background and the white strokes of digits.
+
+    Returns
+    -------
+    ndarray of uint8, shape (rows*(h+padding)+padding, ncols*(w+padding)+padding[, 3])
+        Unused cells of the last row are filled with ``pad_value``.
+    """
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"images must be a NumPy array, got {describe(images)}")
+    is_rgb = images.ndim == 4 and images.shape[-1] == 3
+    if images.ndim != 3 and not is_rgb:
+        raise ValueError(
+            f"images must have shape (n, h, w) or (n, h, w, 3), got {images.shape}; "
+            "reshape flat images first, e.g. images.reshape(-1, 28, 28)"
+        )
+    n, h, w = images.shape[:3]
+    if n == 0 or h == 0 or w == 0:
+        raise ValueError(f"images must hold at least one non-empty image, got shape {images.shape}")
+    pixels = to_uint8(images)
+    padding = check_int(padding, "padding", minimum=0)
+    pad_value = check_int(pad_value, "pad_value", minimum=0, maximum=255)
+    if ncols is None:
+        ncols = math.ceil(math.sqrt(n))
+    ncols = min(check_int(ncols, "ncols", minimum=1), n)
+    nrows = math.ceil(n / ncols)
+    channels = (3,) if is_rgb else ()
+    height = nrows * (h + padding) + padding
+    width = ncols * (w + padding) + padding
+    grid = np.full((height, width, *channels), pad_value, dtype=np.uint8)
+    for index in range(n):
+        row, col = divmod(index, ncols)
+        top = padding + row * (h + padding)
+        left = padding + col * (w + padding)
+        grid[top : top + h, left : left + w] = pixels[index]
+    return grid
+
+
+def upscale(picture: np.ndarray, scale: int) -> np.ndarray:
+    """Enlarge ``picture`` (h, w[, 3]) by an integer factor with nearest-neighbour sampling."""
+    scale = check_int(scale, "scale", minimum=1)
+    if scale == 1:
+        return picture
+    return np.repeat(np.repeat(picture, scale, axis=0), scale, axis=1)
+
+
+def encode_png(picture: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 picture of shape (h, w) (grey) or (h, w, 3) (RGB)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def save_sample_grid(
+    images: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    ncols: int | None = None,
+    scale: int = 3,
+    padding: int = 2,
+) -> Path:
+    """Write a grid of samples as a PNG file, atomically.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, h, w) or (n, h, w, 3)
+        Float in ``[-1, 1]`` or uint8 (see :func:`image_grid`).
+    path : path-like
+        Destination ``.png``; its folder is created if needed.
+    ncols : int, optional
+        Images per row (default: square-ish).
+    scale : int
+        Integer nearest-neighbour enlargement, so that 28x28 digits stay sharp
+        and readable in a browser or README (3 makes 64 digits about 700 px wide).
+    padding : int
+        Separator width in pixels before scaling.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    picture = upscale(image_grid(images, ncols, padding=padding), scale)
+    path = Path(path)
+    atomic_write_bytes(path, encode_png(picture))
+    return path
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average of a 1-D series, same length (the start averages fewer points).
+
+    NaN entries (e.g. a metric logged only every N iterations) are ignored.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    window = check_int(window, "window", minimum=1)
+    valid = np.isfinite(values)
+    sums = np.cumsum(np.where(valid, values, 0.0))
+    counts = np.cumsum(valid.astype(np.float64))
+    sums[window:] = sums[window:] - sums[:-window].copy()
+    counts[window:] = counts[window:] - counts[:-window].copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1.0), np.nan)
+
+
+def _check_metrics(metrics: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"metrics must be a dict of column name -> 1-D array, got {describe(metrics)}")
+    missing = [name for name in REQUIRED_METRIC_COLUMNS if name not in metrics]
+    if missing:
+        raise ValueError(f"metrics is missing column(s) {missing}; it has {sorted(metrics)}")
+    columns: dict[str, np.ndarray] = {}
+    length = None
+    for name in REQUIRED_METRIC_COLUMNS:
+        try:
+            column = np.asarray(metrics[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"metrics[{name!r}] must be numeric, got {describe(metrics[name])}") from None
+        if column.ndim != 1:
+            raise ValueError(f"metrics[{name!r}] must be 1-D, got shape {column.shape}")
+        if length is not None and column.shape[0] != length:
+            raise ValueError(
+                f"metrics columns must have equal lengths; 'iteration' has {length}, {name!r} has {column.shape[0]}"
+            )
+        length = column.shape[0]
+        columns[name] = column
+    if length == 0:
+        raise ValueError("metrics has no rows to plot")
+    return columns
+
+
+def plot_losses(
+    metrics: Mapping[str, np.ndarray],
+    path: str | os.PathLike,
+    *,
+    smoothing: int | None = None,
+    title: str | None = None,
+) -> Path:
+    """Plot loss curves and discriminator outputs of a run into a PNG, atomically.
+
+    Top panel: ``d_loss`` and ``g_loss`` (thin, faint) with their moving averages
+    (solid). Bottom panel: mean D(x) on real images and D(G(z)) on fakes, with
+    the 0.5 line where a perfectly confused discriminator would sit.
+
+    Parameters
+    ----------
+    metrics : dict of str to ndarray of shape (n_rows,)
+        At least the columns ``iteration``, ``d_loss``, ``g_loss``, ``d_real`` and
+        ``d_fake`` (as :func:`read_metrics_csv` returns them). Extra columns are
+        ignored.
+    path : path-like
+        Destination ``.png``.
+    smoothing : int, optional
+        Moving-average window in rows; default ``max(1, n_rows // 50)``, light
+        enough to keep the shape of the curves.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = _check_metrics(metrics)
+    steps = columns["iteration"]
+    window = max(1, steps.shape[0] // 50) if smoothing is None else check_int(smoothing, "smoothing", minimum=1)
+
+    figure = Figure(figsize=(8, 6), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    loss_axes, prob_axes = figure.subplots(2, 1, sharex=True)
+    for name, label, color in (("d_loss", "discriminator", "tab:blue"), ("g_loss", "generator", "tab:orange")):
+        loss_axes.plot(steps, columns[name], color=color, alpha=0.25, linewidth=0.8)
+        loss_axes.plot(steps, moving_average(columns[name], window), color=color, linewidth=1.6, label=label)
+    loss_axes.set_ylabel("loss")
+    loss_axes.legend(loc="upper right")
+    loss_axes.grid(alpha=0.3)
+    for name, label, color in (("d_real", "D(x), real", "tab:green"), ("d_fake", "D(G(z)), fake", "tab:red")):
+        prob_axes.plot(steps, columns[name], color=color, alpha=0.25, linewidth=0.8)
+        prob_axes.plot(steps, moving_average(columns[name], window), color=color, linewidth=1.6, label=label)
+    prob_axes.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
+    prob_axes.set_ylim(-0.02, 1.02)
+    prob_axes.set_ylabel("mean D output")
+    prob_axes.set_xlabel("iteration")
+    prob_axes.legend(loc="upper right")
+    prob_axes.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title)
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def read_metrics_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a run's ``metrics.csv`` into float columns (no pandas).
+
+    Parameters
+    ----------
+    path : path-like
+        A CSV file with one header row of column names and numeric rows.
+        Empty cells (a metric not logged at that iteration) become NaN.
+
+    Returns
+    -------
+    dict of str to ndarray of float64, each of shape (n_rows,)
+        In the column order of the header.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        The file has no header, a row of the wrong length, or a non-numeric cell
+        (the message gives the line number).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such metrics file: {path}")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header or not any(cell.strip() for cell in header):
+            raise ValueError(f"{path} has no header row")
+        names = [cell.strip() for cell in header]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{path} has duplicate column names: {names}")
+        rows: list[list[float]] = []
+        for line_number, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(names):
+                raise ValueError(f"{path} line {line_number} has {len(row)} cells, the header has {len(names)}")
+            try:
+                rows.append([float(cell) if cell.strip() else math.nan for cell in row])
+            except ValueError:
+                raise ValueError(f"{path} line {line_number} has a non-numeric cell: {row}") from None
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+    return {name: table[:, index].copy() for index, name in enumerate(names)}
+
+
+def write_metrics_csv(metrics: Mapping[str, Sequence[float] | np.ndarray], path: str | os.PathLike) -> Path:
+    """Write float columns as a CSV readable by :func:`read_metrics_csv`, atomically.
+
+    Parameters
+    ----------
+    metrics : dict of str to array of shape (n_rows,)
+        Columns of equal length; NaN is written as an empty cell.
+    path : path-like
+        Destination ``.csv``.
+    """
+    if not isinstance(metrics, Mapping) or not metrics:
+        raise ValueError(f"metrics must be a non-empty dict of column name -> 1-D array, got {describe(metrics)}")
+    names = [str(name) for name in metrics]
+    columns = [np.asarray(metrics[name], dtype=np.float64) for name in metrics]
+    lengths = {column.shape for column in columns}
+    if len(lengths) != 1 or columns[0].ndim != 1:
+        raise ValueError(f"metrics columns must be 1-D and of equal length, got shapes {sorted(lengths)}")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(names)
+    for row in zip(*columns):
+        # repr round-trips a float exactly; integers read back as e.g. 500.0.
+        writer.writerow(["" if math.isnan(value) else repr(float(value)) for value in row])
+    path = Path(path)
+    atomic_write_text(path, buffer.getvalue())
+    return path
+
+
+def save_progress_gif(
+    frames: Sequence[np.ndarray],
+    path: str | os.PathLike,
+    *,
+    duration_ms: int = 200,
+    final_hold_ms: int = 1500,
+    scale: int = 1,
+    loop: int = 0,
+) -> Path:
+    """Write an animated GIF of sample grids over training, atomically.
+
+    Parameters
+    ----------
+    frames : sequence of ndarray, each of shape (h, w) or (h, w, 3)
+        Grid pictures (uint8, e.g. from :func:`image_grid`), all the same shape.
+    path : path-like
+        Destination ``.gif``.
+    duration_ms : int
+        Display time of each frame in milliseconds.
+    final_hold_ms : int
+        Display time of the last frame, so the final result stays on screen.
+    scale : int
+        Nearest-neighbour enlargement of every frame.
+    loop : int
+        Number of loops; 0 repeats forever.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    from PIL import Image
+
+    if isinstance(frames, np.ndarray) or not isinstance(frames, Sequence):
+        raise TypeError(f"frames must be a list of uint8 pictures, got {describe(frames)}")
+    if len(frames) == 0:
+        raise ValueError("frames must hold at least one picture, got an empty list")
+    duration_ms = check_int(duration_ms, "duration_ms", minimum=1)
+    final_hold_ms = check_int(final_hold_ms, "final_hold_ms", minimum=1)
+    loop = check_int(loop, "loop", minimum=0)
+    shape = None
+    pictures = []
+    for index, frame in enumerate(frames):
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+            raise TypeError(f"frames[{index}] must be a uint8 array, got {describe(frame)}")
+        if frame.ndim != 2 and not (frame.ndim == 3 and frame.shape[-1] == 3):
+            raise ValueError(f"frames[{index}] must have shape (h, w) or (h, w, 3), got {frame.shape}")
+        if shape is not None and frame.shape != shape:
+            raise ValueError(f"all frames must have one shape; frames[0] is {shape}, frames[{index}] is {frame.shape}")
+        shape = frame.shape
+        pictures.append(Image.fromarray(np.ascontiguousarray(upscale(frame, scale))))
+    durations = [duration_ms] * (len(pictures) - 1) + [final_hold_ms]
+    buffer = io.BytesIO()
+    pictures[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=pictures[1:],
+        duration=durations if len(pictures) > 1 else final_hold_ms,
+        loop=loop,
+        # Without disposal=1 some viewers blend consecutive grids.
+        disposal=1,
+        optimize=False,
+    )
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def sample_grid_paths(run_dir: str | os.PathLike) -> list[Path]:
+    """The sample-grid PNGs of a run, ``samples/iter_NNNNNN.png``, in iteration order."""
+    samples = Path(run_dir) / "samples"
+    if not samples.is_dir():
+        return []
+    found = []
+    for entry in samples.iterdir():
+        match = SAMPLE_NAME.match(entry.name)
+        if match and entry.is_file():
+            found.append((int(match.group(1)), entry))
+    return [entry for _, entry in sorted(found)]
+
+
+def save_progress_gif_from_run(
+    run_dir: str | os.PathLike,
+    path: str | os.PathLike | None = None,
+    *,
+    duration_ms: int = 200,
+    final_hold_ms: int = 1500,
+    max_frames: int = 100,
+) -> Path:
+    """Build ``progress.gif`` from the sample grids a run wrote in ``run_dir/samples``.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder holding ``samples/iter_000500.png`` and so on.
+    path : path-like, optional
+        Destination; default ``run_dir/progress.gif``.
+    duration_ms, final_hold_ms : int
+        Frame timing (see :func:`save_progress_gif`).
+    max_frames : int
+        When there are more grids than this, an evenly spaced subset is used
+        (always keeping the first and the last), so the GIF stays small.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``run_dir`` has no sample grids.
+    """
+    from PIL import Image
+
+    max_frames = check_int(max_frames, "max_frames", minimum=1)
+    paths = sample_grid_paths(run_dir)
+    if not paths:
+        raise FileNotFoundError(f"no sample grids (samples/iter_*.png) found in {run_dir}")
+    if len(paths) > max_frames:
+        keep = np.unique(np.linspace(0, len(paths) - 1, max_frames).round().astype(int))
+        paths = [paths[i] for i in keep]
+    frames = []
+    for grid_path in paths:
+        with Image.open(grid_path) as picture:
+            mode = "L" if picture.mode in ("1", "L", "LA", "I", "I;16") else "RGB"
+            frames.append(np.asarray(picture.convert(mode)))
+    destination = Path(run_dir) / "progress.gif" if path is None else Path(path)
+    return save_progress_gif(frames, destination, duration_ms=duration_ms, final_hold_ms=final_hold_ms)
+
