@@ -117,3 +117,120 @@ def test_classifier_input_forms_agree():
 def test_classifier_input_rejects_bad_images(bad, error, match):
     with pytest.raises(error, match=match):
         metrics.as_classifier_input(bad)
+
+
+# --------------------------------------------------------------------------- the shipped classifier
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return metrics.load_reference_digits()
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return metrics.DigitClassifier.load_default()
+
+
+def test_shipped_classifier_accuracy_on_heldout_digits(classifier, digits):
+    images, labels = digits
+    train_idx, test_idx = metrics.heldout_split(labels, per_class=50, seed=classifier.meta["seed"])
+    # The file records which digits it never saw; they must be the documented split.
+    assert np.array_equal(classifier.extra_arrays["heldout_indices"], test_idx)
+    assert test_idx.shape == (500,) and train_idx.shape == (4500,)
+    assert np.array_equal(np.bincount(labels[test_idx]), np.full(10, 50))
+    accuracy = classifier.accuracy(images[test_idx], labels[test_idx])
+    assert accuracy >= 0.90
+    assert accuracy == pytest.approx(classifier.meta["heldout_accuracy"], abs=1e-3)
+
+
+def test_outputs_shapes_and_input_forms(classifier, digits):
+    images = digits[0][:20]
+    probs = classifier.predict_proba(images)
+    assert probs.shape == (20, 10)
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    features = classifier.features(images)
+    assert features.shape == (20, 128) and features.dtype == np.float64
+    as_float = images.astype(np.float32) / 127.5 - 1.0
+    assert np.allclose(classifier.features(as_float.reshape(20, 784)), features, atol=1e-5)
+    assert np.array_equal(classifier.predict(as_float), probs.argmax(axis=1))
+
+
+def test_evaluate_real_digits_against_references(classifier, digits):
+    images, labels = digits
+    report = metrics.evaluate_samples(images[1::2], classifier=classifier)
+    assert report["classes_covered"] == 10
+    assert sum(report["class_histogram"]) == report["n_samples"] == 2500
+    assert report["mean_confidence"] > 0.9
+    # Real digits sit near the real-vs-real floor and far below uniform noise.
+    assert report["fid_real_vs_real"] < 0.05 * report["fid_noise"]
+    assert report["classifier_fid"] < 0.05 * report["fid_noise"]
+    noise = np.random.default_rng(0).uniform(-1, 1, size=(1000, 28, 28))
+    noise_report = metrics.evaluate_samples(noise, classifier=classifier)
+    assert noise_report["classifier_fid"] > 20 * report["classifier_fid"]
+    assert noise_report["mean_confidence"] < report["mean_confidence"]
+
+
+def test_mode_collapse_shows_in_coverage(classifier, digits):
+    images, labels = digits
+    ones_and_sevens = images[np.isin(labels, [1, 7])]
+    report = metrics.evaluate_samples(ones_and_sevens, images, classifier=classifier)
+    assert report["classes_covered"] <= 3
+    histogram = np.array(report["class_histogram"])
+    assert histogram[[1, 7]].sum() > 0.9 * report["n_samples"]
+    # Stricter or looser coverage thresholds move the count the expected way.
+    strict = metrics.evaluate_samples(ones_and_sevens, images, classifier=classifier, min_class_share=0.2)
+    assert strict["classes_covered"] == 2
+
+
+def test_evaluate_samples_rejects_bad_input(classifier):
+    with pytest.raises(ValueError, match="fake_images"):
+        metrics.evaluate_samples(np.zeros((5, 32, 32)), classifier=classifier)
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.evaluate_samples(np.zeros((1, 28, 28)), classifier=classifier)
+    with pytest.raises(ValueError, match="real_images"):
+        metrics.evaluate_samples(np.zeros((5, 28, 28)), np.zeros((5, 10)), classifier=classifier)
+    with pytest.raises(ValueError, match="min_class_share"):
+        metrics.evaluate_samples(np.zeros((5, 28, 28)), classifier=classifier, min_class_share=2.0)
+    with pytest.raises(TypeError, match="classifier"):
+        metrics.evaluate_samples(np.zeros((5, 28, 28)), classifier="default")
+
+
+def test_fit_is_deterministic_and_save_load_round_trips(tmp_path, digits):
+    images, labels = digits[0][::25], digits[1][::25]
+    first = metrics.DigitClassifier.fit(images, labels, epochs=2, seed=3)
+    second = metrics.DigitClassifier.fit(images, labels, epochs=2, seed=3)
+    state = first.body.state_dict()
+    assert all(np.array_equal(state[k], v) for k, v in second.body.state_dict().items())
+    path = tmp_path / "clf.npz"
+    first.save(path)
+    loaded = metrics.DigitClassifier.load(path)
+    assert loaded.meta["seed"] == 3 and loaded.meta["n_train"] == 200
+    assert np.array_equal(loaded.logits(images), first.logits(images))
+
+
+def test_fit_rejects_bad_labels(digits):
+    images = digits[0][:10]
+    with pytest.raises(ValueError, match="labels must lie in"):
+        metrics.DigitClassifier.fit(images, np.full(10, 10), epochs=1)
+    with pytest.raises(ValueError, match=r"labels must have shape \(10,\)"):
+        metrics.DigitClassifier.fit(images, np.zeros(9, dtype=int), epochs=1)
+    with pytest.raises(TypeError, match="labels"):
+        metrics.DigitClassifier.fit(images, np.zeros(10), epochs=1)
+
+
+def test_load_rejects_foreign_and_corrupt_files(tmp_path):
+    foreign = tmp_path / "foreign.npz"
+    save_npz(foreign, {"x": np.zeros(3)}, {}, kind="checkpoint")
+    with pytest.raises(FileFormatError, match="digit-classifier"):
+        metrics.DigitClassifier.load(foreign)
+    wrong = tmp_path / "wrong.npz"
+    save_npz(wrong, {"body.0.W": np.zeros((3, 3))}, {}, kind=metrics.CLASSIFIER_KIND)
+    with pytest.raises(FileFormatError, match="weights"):
+        metrics.DigitClassifier.load(wrong)
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(metrics.DEFAULT_CLASSIFIER_PATH.read_bytes()[:1000])
+    with pytest.raises(FileFormatError):
+        metrics.DigitClassifier.load(corrupt)
+    with pytest.raises(FileNotFoundError):
+        metrics.DigitClassifier.load(tmp_path / "missing.npz")

@@ -343,69 +343,67 @@ def fit_generalized_benford(
     converged = np.zeros(m, dtype=bool)
     n_iter = np.zeros(m, dtype=np.int64)
 
-    def residual_and_jacobian(th: np.ndarray, pp: np.ndarray, jac: bool):
+    def evaluate(th: np.ndarray, pp: np.ndarray):
+        """Residuals (n, k), cost (n,) (inf outside the domain), and the pieces of the Jacobian."""
         N, beta, gamma = th[:, 0:1], th[:, 1:2], th[:, 2:3]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             dg = np.exp(gamma * log_d)  # d**gamma
             u = beta + dg
-            ok = (u > 0).all(axis=1) & np.isfinite(u).all(axis=1)
             g = np.log1p(1.0 / u) * inv_log_b
             r = N * g - pp
-            cost = np.einsum("ij,ij->i", r, r)
-        cost = np.where(ok & np.isfinite(cost), cost, np.inf)
-        if not jac:
-            return r, cost, None
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            dgdu = -inv_log_b / (u * (u + 1.0))
-            J = np.stack([g, N * dgdu, N * dgdu * dg * log_d], axis=-1)
-        return r, cost, J
+            cost = np.sum(r * r, axis=1)
+        ok = (u > 0).all(axis=1) & np.isfinite(cost)
+        return r, np.where(ok, cost, np.inf), (N, u, g, dg)
 
-    idx = np.flatnonzero(active)
-    _, cost, _ = residual_and_jacobian(theta[idx], p[idx], False)
+    def normal_equations(r: np.ndarray, pieces) -> tuple[np.ndarray, np.ndarray]:
+        """``J^T J`` as its 6 distinct entries (n, 6) and ``J^T r`` (n, 3), without einsum."""
+        N, u, g, dg = pieces
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            jb = -N * inv_log_b / (u * (u + 1.0))  # d model / d beta
+            jg = jb * dg * log_d  # d model / d gamma
+            a = np.stack(
+                [
+                    np.sum(g * g, axis=1),
+                    np.sum(g * jb, axis=1),
+                    np.sum(g * jg, axis=1),
+                    np.sum(jb * jb, axis=1),
+                    np.sum(jb * jg, axis=1),
+                    np.sum(jg * jg, axis=1),
+                ],
+                axis=1,
+            )
+            v = np.stack([np.sum(g * r, axis=1), np.sum(jb * r, axis=1), np.sum(jg * r, axis=1)], axis=1)
+        return a, v
+
     costs = np.full(m, np.inf)
-    costs[idx] = cost
+    idx = np.flatnonzero(active)
+    costs[idx] = evaluate(theta[idx], p[idx])[1]
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        th = theta[idx]
-        r, _, J = residual_and_jacobian(th, p[idx], True)
-        JtJ = np.einsum("nki,nkj->nij", J, J)
-        Jtr = np.einsum("nki,nk->ni", J, r)
-        diag = np.einsum("nii->ni", JtJ)
-        A = JtJ + (lam[idx, None] * np.maximum(diag, 1e-12))[:, :, None] * np.eye(3)
-        finite = np.isfinite(A).all(axis=(1, 2)) & np.isfinite(Jtr).all(axis=1)
-        step = np.zeros_like(th)
-        if finite.any():
-            try:
-                step[finite] = np.linalg.solve(A[finite], -Jtr[finite][:, :, None])[:, :, 0]
-            except np.linalg.LinAlgError:
-                # a singular system in the batch: solve the rest one by one
-                for j in np.flatnonzero(finite):
-                    try:
-                        step[j] = np.linalg.solve(A[j], -Jtr[j])
-                    except np.linalg.LinAlgError:
-                        finite[j] = False
+        th, pp = theta[idx], p[idx]
+        r, _, pieces = evaluate(th, pp)
+        a, v = normal_equations(r, pieces)
+        step, finite = _solve_damped_3x3(a, -v, lam[idx])
         cand = np.clip(th + step, _FIT_LOWER, _FIT_UPPER)
         step = cand - th
-        _, new_cost, _ = residual_and_jacobian(cand, p[idx], False)
+        new_cost = evaluate(cand, pp)[1]
         old_cost = costs[idx]
         accept = finite & (new_cost < old_cost)
         n_iter[idx] += 1
-        # converged: an accepted step that barely helps, or a step too small to matter
-        small_gain = accept & (old_cost - new_cost <= tol * np.maximum(old_cost, 1e-300))
+        # converged (MINPACK-style): an accepted step that barely helps, a step too
+        # small to matter, or a perfect fit
+        small_gain = accept & (old_cost - new_cost <= tol * old_cost)
         small_step = finite & (np.abs(step) <= tol * (tol + np.abs(th))).all(axis=1)
-        perfect = accept & (new_cost <= 1e-30)
+        perfect = accept & (new_cost <= 1e-24)
         theta[idx[accept]] = cand[accept]
         costs[idx[accept]] = new_cost[accept]
         lam[idx] = np.where(accept, np.maximum(lam[idx] / 10.0, 1e-12), lam[idx] * 10.0)
         done = small_gain | small_step | perfect
         converged[idx[done]] = True
-        stuck = ~finite | (lam[idx] > 1e16)
-        # a huge damping means no descent direction is left: the point is a minimum
-        # if the gradient vanishes there, otherwise the fit failed
-        active[idx[done | stuck]] = False
-        converged[idx[stuck & finite]] = True
+        # not finite: the fit left the domain for good; it has failed
+        active[idx[done | ~finite | (lam[idx] > 1e16)]] = False
 
     success = converged & valid & np.isfinite(theta).all(axis=1) & np.isfinite(costs)
     theta[~success] = np.nan
@@ -419,6 +417,32 @@ def fit_generalized_benford(
         rss=rss.reshape(shape),
         n_iter=n_iter.reshape(shape),
     )
+
+
+def _solve_damped_3x3(a: np.ndarray, rhs: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Solve ``(A + lam diag(A)) x = rhs`` for many symmetric 3x3 ``A`` by Cramer's rule.
+
+    ``a`` holds ``A``'s entries (00, 01, 02, 11, 12, 22), shape (n, 6); ``rhs`` (n, 3).
+    Returns the solutions (n, 3) and a mask (n,) of the finite ones (0 elsewhere).
+    """
+    a00, a01, a02, a11, a12, a22 = (a[:, i] for i in range(6))
+    scale = 1.0 + lam
+    a00 = a00 * scale + lam * 1e-12
+    a11 = a11 * scale + lam * 1e-12
+    a22 = a22 * scale + lam * 1e-12
+    b0, b1, b2 = rhs[:, 0], rhs[:, 1], rhs[:, 2]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        c00 = a11 * a22 - a12 * a12
+        c01 = a02 * a12 - a01 * a22
+        c02 = a01 * a12 - a02 * a11
+        det = a00 * c00 + a01 * c01 + a02 * c02
+        x0 = (c00 * b0 + c01 * b1 + c02 * b2) / det
+        x1 = (c01 * b0 + (a00 * a22 - a02 * a02) * b1 + (a01 * a02 - a00 * a12) * b2) / det
+        x2 = (c02 * b0 + (a01 * a02 - a00 * a12) * b1 + (a00 * a11 - a01 * a01) * b2) / det
+    x = np.stack([x0, x1, x2], axis=1)
+    finite = np.isfinite(x).all(axis=1) & (det != 0)
+    x[~finite] = 0.0
+    return x, finite
 
 
 # ---------------------------------------------------------------------------

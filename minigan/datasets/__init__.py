@@ -122,7 +122,7 @@ def load(
         raise TypeError(f"name_or_path must be a dataset name or a path, got {describe(name_or_path)}")
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return read_image_folder(path, color=color, resize=resize), None
+        return read_image_folder(path, color=color, resize=resize, _warn_stacklevel=3), None
     if path.is_file():
         if path.suffix.lower() not in (".npy", ".npz"):
             raise ValueError(f"cannot load {path}: expected a folder of images, a .npy or a .npz file")

@@ -46,11 +46,13 @@ def load_bundled_mnist() -> tuple[np.ndarray, np.ndarray]:
             "reinstall minigan or run scripts/make_bundled_mnist.py"
         )
     try:
-        with np.load(BUNDLED_NPZ, allow_pickle=False) as archive:
+        with open(BUNDLED_NPZ, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             images, labels = archive["images"], archive["labels"]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise FileFormatError(f"the bundled digits file {BUNDLED_NPZ} is damaged ({type(exc).__name__}: {exc})") from None
-    if images.dtype != np.uint8 or images.shape != (5000, 28, 28) or labels.dtype != np.uint8 or labels.shape != (5000,):
+        reason = f"{type(exc).__name__}: {exc}"
+        raise FileFormatError(f"the bundled digits file {BUNDLED_NPZ} is damaged ({reason})") from None
+    expected = (np.dtype(np.uint8), (5000, 28, 28), np.dtype(np.uint8), (5000,))
+    if (images.dtype, images.shape, labels.dtype, labels.shape) != expected:
         raise FileFormatError(
             f"the bundled digits file {BUNDLED_NPZ} holds images {images.dtype} {images.shape} and labels "
             f"{labels.dtype} {labels.shape}; expected uint8 (5000, 28, 28) and uint8 (5000,)"

@@ -86,16 +86,24 @@ SOURCES: dict[str, DatasetSource] = {
         ),
         files={
             "train_images": RemoteFile(
-                "train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422
+                "train-images-idx3-ubyte.gz",
+                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                9912422,
             ),
             "train_labels": RemoteFile(
-                "train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881
+                "train-labels-idx1-ubyte.gz",
+                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                28881,
             ),
             "test_images": RemoteFile(
-                "t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877
+                "t10k-images-idx3-ubyte.gz",
+                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                1648877,
             ),
             "test_labels": RemoteFile(
-                "t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542
+                "t10k-labels-idx1-ubyte.gz",
+                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                4542,
             ),
         },
         license="MNIST: Yann LeCun, Corinna Cortes, Christopher J. C. Burges; CC BY-SA 3.0",
@@ -109,16 +117,24 @@ SOURCES: dict[str, DatasetSource] = {
         ),
         files={
             "train_images": RemoteFile(
-                "train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", 26421880
+                "train-images-idx3-ubyte.gz",
+                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                26421880,
             ),
             "train_labels": RemoteFile(
-                "train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", 29515
+                "train-labels-idx1-ubyte.gz",
+                "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                29515,
             ),
             "test_images": RemoteFile(
-                "t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", 4422102
+                "t10k-images-idx3-ubyte.gz",
+                "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                4422102,
             ),
             "test_labels": RemoteFile(
-                "t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", 5148
+                "t10k-labels-idx1-ubyte.gz",
+                "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                5148,
             ),
         },
         license="Fashion-MNIST: Zalando SE; MIT license",
@@ -232,7 +248,8 @@ def download(
             except (socket.timeout, TimeoutError) as exc:
                 raise DownloadError(f"download of {url} timed out after {timeout} s ({exc})") from None
             except (http.client.HTTPException, ConnectionError) as exc:
-                raise DownloadError(f"download of {url} failed after {received} bytes ({type(exc).__name__}: {exc})") from None
+                reason = f"{type(exc).__name__}: {exc}"
+                raise DownloadError(f"download of {url} failed after {received} bytes ({reason})") from None
             if total is not None and received != total:
                 raise DownloadError(
                     f"download of {url} is truncated: received {received} of the {total} bytes announced"
@@ -299,7 +316,7 @@ def fetch_file(
             errors.append(str(exc))
     raise DownloadError(
         f"could not download {source.name} file {remote.filename}:\n  " + "\n  ".join(errors)
-        + f"\nWithout network, copy the file into {folder}."
+        + f"\nWithout network, copy {remote.filename} into the folder {folder}"
     )
 
 
@@ -321,7 +338,8 @@ def read_keras_mnist_npz(path: str | os.PathLike, split: str = "train") -> tuple
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # numpy leaks its own file handle when the zip is unreadable, so it gets ours
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             if not hasattr(archive, "files"):
                 raise FileFormatError(f"{path} is a single .npy array, not Keras' mnist.npz archive")
             missing = [key for key in (f"x_{split}", f"y_{split}") if key not in archive.files]

@@ -104,7 +104,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise IDXFormatError(f"{path} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
     if len(body) < expected:
         raise IDXFormatError(
-            f"{path} is truncated: dimensions {dims} of {dtype.str[1:]} need {expected} data bytes, "
+            f"{path} is truncated: dimensions {dims} of {dtype.newbyteorder('=').name} need {expected} data bytes, "
             f"found {len(body)}"
         )
     if len(body) > expected:

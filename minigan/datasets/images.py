@@ -40,7 +40,7 @@ def check_resize(resize: Any) -> tuple[int, int] | None:
 
 
 def _size_text(shape: tuple[int, ...]) -> str:
-    return f"{shape[0]}x{shape[1]} (height x width)"
+    return f"{shape[0]}x{shape[1]}"
 
 
 def _resize_pixels(image: np.ndarray, resize: tuple[int, int]) -> np.ndarray:
@@ -50,7 +50,7 @@ def _resize_pixels(image: np.ndarray, resize: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     resized = Image.fromarray(image).resize((resize[1], resize[0]), Image.Resampling.LANCZOS)
-    return np.asarray(resized, dtype=np.uint8)
+    return np.array(resized, dtype=np.uint8)
 
 
 def _pil_to_array(img: Any, color: str) -> np.ndarray:
@@ -66,7 +66,7 @@ def _pil_to_array(img: Any, color: str) -> np.ndarray:
         raise ImageReadError("floating-point images (mode F) are not supported; save them as 8-bit PNG")
     # Pillow's convert drops alpha and uses ITU-R 601-2 luma (0.299 R + 0.587 G + 0.114 B) for grey
     target = "L" if color == "grey" else "RGB"
-    return np.asarray(img.convert(target), dtype=np.uint8)
+    return np.array(img.convert(target), dtype=np.uint8)  # a writable copy
 
 
 def read_image(path: str | os.PathLike, color: str = "grey") -> np.ndarray:
@@ -155,7 +155,11 @@ def scan_image_folder(folder: str | os.PathLike) -> tuple[list[Path], list[Path]
 
 
 def read_image_folder(
-    folder: str | os.PathLike, *, color: str = "grey", resize: tuple[int, int] | None = None
+    folder: str | os.PathLike,
+    *,
+    color: str = "grey",
+    resize: tuple[int, int] | None = None,
+    _warn_stacklevel: int = 2,
 ) -> np.ndarray:
     """Read every PNG/JPEG in a folder into one uint8 array.
 
@@ -187,16 +191,15 @@ def read_image_folder(
     paths, skipped = scan_image_folder(folder)
     if not paths:
         count = len(skipped)
-        extra = (
-            f" ({count} other entr{'y' if count == 1 else 'ies'}, e.g. {skipped[0].name!r})" if skipped else " (it is empty)"
-        )
+        noun = "entry" if count == 1 else "entries"
+        extra = f" ({count} other {noun}, e.g. {skipped[0].name!r})" if skipped else " (it is empty)"
         raise ValueError(f"no PNG or JPEG images in folder {folder}{extra}")
     if skipped:
         warnings.warn(
             f"skipped {len(skipped)} non-image entr{'y' if len(skipped) == 1 else 'ies'} in {folder} "
             f"(e.g. {skipped[0].name!r}); images are files ending in {', '.join(IMAGE_EXTENSIONS)}",
             UserWarning,
-            stacklevel=2,
+            stacklevel=_warn_stacklevel,  # point at the user's call, also when reached through load()
         )
     images: list[np.ndarray] = []
     first: Path | None = None
@@ -209,7 +212,8 @@ def read_image_folder(
         elif image.shape[:2] != images[0].shape[:2]:
             raise ValueError(
                 f"images in {folder} have different sizes: {first.name} is {_size_text(images[0].shape)} "
-                f"but {path.name} is {_size_text(image.shape)}; pass resize=(height, width) to resize them all"
+                f"but {path.name} is {_size_text(image.shape)} (height x width); "
+                "pass resize=(height, width) to resize them all"
             )
         images.append(image)
     return np.stack(images)
@@ -287,26 +291,28 @@ def read_array_file(
         raise FileNotFoundError(f"no such file: {path}")
     labels = None
     try:
-        if path.suffix.lower() == ".npy":
-            images = np.load(path, allow_pickle=False)
-        else:
-            with np.load(path, allow_pickle=False) as archive:
-                if not isinstance(archive, np.lib.npyio.NpzFile):
-                    raise FileFormatError(f"{path} is a .npy array, not an .npz archive; rename it to .npy")
-                if f"x_{split}" in archive.files:
-                    images_key, labels_key = f"x_{split}", (f"y_{split}" if f"y_{split}" in archive.files else None)
-                else:
-                    images_key = _pick(archive, IMAGE_KEYS)
-                    if images_key is None and len(archive.files) == 1:
-                        images_key = archive.files[0]
-                    labels_key = _pick(archive, LABEL_KEYS)
-                if images_key is None:
-                    raise FileFormatError(
-                        f"{path} has no images array: expected one of {', '.join(IMAGE_KEYS)} or x_{split}, "
-                        f"found {', '.join(archive.files) or 'no arrays'}"
-                    )
-                images = archive[images_key]
-                labels = archive[labels_key] if labels_key is not None else None
+        # numpy leaks its own file handle when a zip is unreadable, so it gets ours
+        with open(path, "rb") as handle:
+            loaded = np.load(handle, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                images = loaded
+            else:
+                with loaded as archive:
+                    if f"x_{split}" in archive.files:  # Keras layout
+                        images_key = f"x_{split}"
+                        labels_key = f"y_{split}" if f"y_{split}" in archive.files else None
+                    else:
+                        images_key = _pick(archive, IMAGE_KEYS)
+                        if images_key is None and len(archive.files) == 1:
+                            images_key = archive.files[0]
+                        labels_key = _pick(archive, LABEL_KEYS)
+                    if images_key is None:
+                        raise FileFormatError(
+                            f"{path} has no images array: expected one of {', '.join(IMAGE_KEYS)} or x_{split}, "
+                            f"found {', '.join(archive.files) or 'no arrays'}"
+                        )
+                    images = archive[images_key]
+                    labels = archive[labels_key] if labels_key is not None else None
     except FileFormatError:
         raise
     except ValueError as exc:
