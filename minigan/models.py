@@ -126,3 +126,52 @@ def reference_discriminator(
 ) -> Sequential:
     """The article's discriminator (see the module docstring), outputting logits: 533,505 parameters."""
     return mlp_discriminator(image_shape, hidden=(512, 256), activation="leaky_relu", dropout=0.0, dtype=dtype, rng=rng)
+
+
+#: Settings :func:`build_gan` understands, with their defaults (the article's GAN).
+GAN_DEFAULTS: dict[str, Any] = {
+    "architecture": "reference",
+    "latent_dim": 100,
+    "image_shape": [28, 28],
+    "loss": "bce",
+    "lr": 2e-4,
+    "beta1": 0.5,
+    "beta2": 0.999,
+    "d_steps": 1,
+    "label_smoothing": 0.0,
+    "seed": 0,
+    "dtype": "float32",
+    "g_hidden": [256, 512, 1024],
+    "d_hidden": [512, 256],
+    "d_dropout": 0.0,
+}
+
+
+def build_gan(settings: dict[str, Any] | None = None) -> Any:
+    """A :class:`minigan.GAN` built from plain settings (as stored in a run's ``config.json``).
+
+    ``architecture="reference"`` builds :func:`reference_generator` and
+    :func:`reference_discriminator`; ``"mlp"`` uses ``g_hidden``, ``d_hidden`` and
+    ``d_dropout``. Both networks get Adam(lr, beta1, beta2). The weights are drawn from
+    a stream derived from ``seed`` and distinct from the GAN's noise stream.
+    Unknown keys are ignored; missing keys take :data:`GAN_DEFAULTS`.
+    """
+    from .gan import GAN
+    from .optim import Adam
+
+    s = {**GAN_DEFAULTS, **(settings or {})}
+    check_choice(s["architecture"], "architecture", ("reference", "mlp"))
+    seed = check_int(s["seed"], "seed", minimum=0)
+    init_rng = np.random.default_rng([seed, 1])
+    shape = tuple(s["image_shape"])
+    if s["architecture"] == "reference":
+        G = reference_generator(s["latent_dim"], shape, dtype=s["dtype"], rng=init_rng)
+        D = reference_discriminator(shape, dtype=s["dtype"], rng=init_rng)
+    else:
+        G = mlp_generator(s["latent_dim"], shape, hidden=s["g_hidden"], dtype=s["dtype"], rng=init_rng)
+        D = mlp_discriminator(shape, hidden=s["d_hidden"], dropout=s["d_dropout"], dtype=s["dtype"], rng=init_rng)
+    lr = check_real(s["lr"], "lr", minimum=0.0, min_inclusive=False)
+    g_opt = Adam(G.parameters(), lr=lr, beta1=s["beta1"], beta2=s["beta2"])
+    d_opt = Adam(D.parameters(), lr=lr, beta1=s["beta1"], beta2=s["beta2"])
+    return GAN(G, D, latent_dim=s["latent_dim"], loss=s["loss"], g_optimizer=g_opt, d_optimizer=d_opt,
+               d_steps=s["d_steps"], label_smoothing=s["label_smoothing"], seed=seed, image_shape=shape)

@@ -56,7 +56,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], *, kind: str) -> None:
+def save_npz(
+    path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], *, kind: str,
+    compress: bool = True,
+) -> None:
     """Save ``arrays`` and JSON-serialisable ``meta`` to one ``.npz`` file atomically.
 
     Parameters
@@ -70,6 +73,8 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Ma
         JSON-serialisable metadata.
     kind : str
         What the file holds (e.g. ``"checkpoint"``); :func:`load_npz` checks it.
+    compress : bool
+        Deflate the arrays (trained float weights barely compress: checkpoints skip it).
     """
     payload: dict[str, np.ndarray] = {}
     for name, value in arrays.items():
@@ -88,7 +93,7 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Ma
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **payload)
+            (np.savez_compressed if compress else np.savez)(handle, **payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, _default_mode())
@@ -121,7 +126,11 @@ def load_npz(path: str | os.PathLike, *, kind: str) -> tuple[dict[str, np.ndarra
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Open the file ourselves: np.load(path) leaks the handle when the zip is unreadable.
+        with open(path, "rb") as handle:
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise FileFormatError(f"{path} holds a bare .npy array, not a minigan {kind} file")
             names = list(archive.files)
             if META_KEY not in names:
                 raise FileFormatError(

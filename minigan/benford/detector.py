@@ -19,6 +19,7 @@ through :mod:`minigan.serialization` -- no pickle.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -31,7 +32,7 @@ from .image import (
     DEFAULT_QUALITY_FACTORS,
     _check_feature_args,
     _check_value_range,
-    _one_image_to_luma,
+    check_pixels,
     image_feature_names,
     image_features,
 )
@@ -101,8 +102,7 @@ class _NetworkDetector:
     def transform(self, images: Any) -> np.ndarray:
         """Standardized features, shape (n_images, n_features); NaN features become 0 (the training mean)."""
         self._check_fitted()
-        x = (self._raw_features(images) - self.mean_) / self.std_
-        return np.where(np.isnan(x), 0.0, x).astype(np.float32)
+        return self._standardize(self._raw_features(images))
 
     # -- the network ---------------------------------------------------------------
     def _build(self, n_features: int, init_rng: np.random.Generator, dropout_rng: np.random.Generator):
@@ -130,18 +130,15 @@ class _NetworkDetector:
 
         y = _check_labels(labels, _n_images(images))
         raw = self._raw_features(images)
-        with np.errstate(invalid="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-                mean = np.nanmean(raw, axis=0)
-                std = np.nanstd(raw, axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no mean
+            mean = np.nanmean(raw, axis=0)
+            std = np.nanstd(raw, axis=0)
         self.mean_ = np.where(np.isfinite(mean), mean, 0.0)
         self.std_ = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
         init_ss, dropout_ss, batch_ss = np.random.SeedSequence(self.seed).spawn(3)
         self.network_ = self._build(raw.shape[1], np.random.default_rng(init_ss), np.random.default_rng(dropout_ss))
-        x = self.transform(images) if False else self._standardize(raw)
+        x = self._standardize(raw)
         t = y.astype(np.float32)[:, None]
         loss = BCEWithLogits()
         opt = Adam(self.network_.parameters(), lr=self.lr)
@@ -404,13 +401,7 @@ class PixelDetector(_NetworkDetector):
             raise ValueError(
                 f"images must have the shape the detector was trained on, {self.image_shape_}, got {tuple(shape)}"
             )
-        # reuse the image checks (dtype, NaN, range) of the Benford features on a tall view
-        _one_image_to_luma(
-            batch.reshape((-1,) + batch.shape[2:]) if batch.shape[1] >= 8 and batch.shape[2] >= 8 else batch[0],
-            "images",
-            self.value_range,
-        )
-        lo, hi = _check_value_range(self.value_range, batch.dtype)
+        lo, hi = check_pixels(batch, "images", self.value_range)
         x = (batch.reshape(batch.shape[0], -1).astype(np.float64) - lo) / (hi - lo)
         return np.clip(x, 0.0, 1.0)
 

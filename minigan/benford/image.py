@@ -126,32 +126,40 @@ def _check_value_range(value_range: Any, dtype: np.dtype) -> tuple[float, float]
     return (lo, hi)
 
 
+def check_pixels(images: np.ndarray, name: str, value_range: Any) -> tuple[float, float]:
+    """Check the dtype (uint8 or float), finiteness and range of pixels; return the range (low, high)."""
+    if images.dtype != np.uint8 and images.dtype.kind != "f":
+        raise TypeError(
+            f"{name} must be uint8 (0..255) or float (float16/32/64, in value_range), got dtype {images.dtype}"
+            + ("; convert with .astype(np.uint8)" if images.dtype.kind in "iu" else "")
+        )
+    lo, hi = _check_value_range(value_range, images.dtype)
+    if images.dtype.kind == "f":
+        finite = np.isfinite(images)
+        if not finite.all():
+            raise ValueError(f"{name} has {int(images.size - np.count_nonzero(finite))} NaN or inf pixel(s)")
+        slack = 1e-6 * (hi - lo)
+        xmin, xmax = float(images.min()), float(images.max())
+        if xmin < lo - slack or xmax > hi + slack:
+            hint = " (tanh outputs: pass value_range=(-1, 1))" if xmin < 0 and lo >= 0 else ""
+            raise ValueError(
+                f"{name} has pixels in [{xmin:.4g}, {xmax:.4g}], outside value_range=({lo:g}, {hi:g}){hint}"
+            )
+    return lo, hi
+
+
 def _one_image_to_luma(img: np.ndarray, name: str, value_range: Any) -> np.ndarray:
     """Validate one (h, w) / (h, w, 1) / (h, w, 3) image; return its 0..255 luma as uint8, shape (h, w)."""
     if img.dtype != np.uint8 and img.dtype.kind != "f":
-        raise TypeError(
-            f"{name} must be uint8 (0..255) or float (float16/32/64, in value_range), got dtype {img.dtype}"
-            + ("; convert with .astype(np.uint8)" if img.dtype.kind in "iu" else "")
-        )
+        check_pixels(img, name, None)  # raises the dtype error
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
     if not (img.ndim == 2 or (img.ndim == 3 and img.shape[-1] == 3)):
         raise ValueError(f"{name} must have shape (h, w), (h, w, 1) or (h, w, 3), got {img.shape}")
     if img.shape[0] < 8 or img.shape[1] < 8:
         raise ValueError(f"{name} must be at least 8x8 pixels (one DCT block), got {img.shape[0]}x{img.shape[1]}")
-    lo, hi = _check_value_range(value_range, img.dtype)
-    if img.dtype.kind == "f":
-        finite = np.isfinite(img)
-        if not finite.all():
-            raise ValueError(f"{name} has {int(img.size - np.count_nonzero(finite))} NaN or inf pixel(s)")
-        slack = 1e-6 * (hi - lo)
-        xmin, xmax = float(img.min()), float(img.max())
-        if xmin < lo - slack or xmax > hi + slack:
-            hint = " (tanh outputs: pass value_range=(-1, 1))" if xmin < 0 and lo >= 0 else ""
-            raise ValueError(
-                f"{name} has pixels in [{xmin:.4g}, {xmax:.4g}], outside value_range=({lo:g}, {hi:g}){hint}"
-            )
-    elif img.ndim == 2:
+    lo, hi = check_pixels(img, name, value_range)
+    if img.dtype.kind != "f" and img.ndim == 2:
         return img
     out = np.empty(img.shape[:2], dtype=np.uint8)
     rows = max(1, _CHUNK_PIXELS // max(1, img.shape[1]))
