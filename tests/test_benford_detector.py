@@ -1,0 +1,226 @@
+"""BenfordDetector, PixelDetector and the evaluation helpers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minigan.benford import (
+    BenfordDetector,
+    PixelDetector,
+    accuracy,
+    balanced_accuracy,
+    load_detector,
+    roc_auc,
+    roc_curve,
+    tpr_at_fpr,
+)
+from minigan.benford.image import _dct_matrix, quantization_table
+from minigan.serialization import FileFormatError, save_npz
+
+pytestmark = pytest.mark.benford
+
+FAST = {"quality_factors": (90, 100), "bases": (10, 20), "n_coefficients": 6, "epochs": 30}
+
+
+def textured(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
+    img = 128 + 50 * np.sin(xx / 3.0 + phase) * np.cos(yy / 4.0) + rng.normal(0, 8, (n, size, size))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def jpeg_like(images: np.ndarray, quality: int) -> np.ndarray:
+    """The 'fake' class: every block's DCT quantized with the IJG table, as a JPEG would."""
+    c = _dct_matrix()
+    q = quantization_table(quality).astype(float)
+    n, h, w = images.shape
+    blocks = images.astype(float).reshape(n, h // 8, 8, w // 8, 8).transpose(0, 1, 3, 2, 4) - 128
+    back = (c.T @ (np.round((c @ blocks @ c.T) / q) * q) @ c + 128).transpose(0, 1, 3, 2, 4).reshape(n, h, w)
+    return np.clip(np.rint(back), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def data():
+    real = textured(60, seed=1)
+    fake = jpeg_like(textured(60, seed=2), 60)
+    x = np.r_[real, fake]
+    y = np.r_[np.zeros(60, dtype=np.int64), np.ones(60, dtype=np.int64)]
+    order = np.random.default_rng(3).permutation(120)
+    train, test = order[:80], order[80:]
+    return x[train], y[train], x[test], y[test]
+
+
+@pytest.fixture(scope="module")
+def benford_model(data):
+    x, y, _, _ = data
+    return BenfordDetector(seed=5, **FAST).fit(x, y)
+
+
+# ---------------------------------------------------------------------------
+# evaluation helpers
+
+
+def test_roc_auc_is_the_mann_whitney_statistic_with_ties():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    s = np.array([0.1, 0.4, 0.4, 0.8, 0.2, 0.3])
+    pairs = [(p, n) for p in s[y == 1] for n in s[y == 0]]
+    direct = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs])
+    assert roc_auc(y, s) == pytest.approx(direct)
+    assert roc_auc(y, np.ones(6)) == 0.5
+    assert roc_auc([0, 1], [0.0, 1.0]) == 1.0 and roc_auc([1, 0], [0.0, 1.0]) == 0.0
+
+
+def test_roc_auc_against_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.normal(y * 0.7, 1.0), 1)  # many ties
+    u = stats.mannwhitneyu(s[y == 1], s[y == 0]).statistic
+    assert roc_auc(y, s) == pytest.approx(u / (np.sum(y == 1) * np.sum(y == 0)))
+
+
+def test_roc_curve_and_its_area():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 200)
+    s = rng.normal(y, 1.0)
+    fpr, tpr, thr = roc_curve(y, s)
+    assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+    assert (np.diff(fpr) >= 0).all() and (np.diff(tpr) >= 0).all() and np.isinf(thr[0])
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(y, s))
+
+
+def test_tpr_at_fpr():
+    y = np.array([0] * 100 + [1] * 10)
+    s = np.r_[np.arange(100) / 100, [0.995] * 9, [0.5]]
+    assert tpr_at_fpr(y, s, 0.0) == pytest.approx(0.9)
+    assert tpr_at_fpr(y, s, 0.5) == pytest.approx(1.0)
+
+
+def test_accuracies():
+    y = np.array([0, 0, 0, 0, 1])
+    p = np.array([0, 0, 0, 0, 0])
+    assert accuracy(y, p) == 0.8
+    assert balanced_accuracy(y, p) == 0.5
+    with pytest.raises(ValueError, match="both classes"):
+        balanced_accuracy([1, 1], [1, 0])
+    with pytest.raises(ValueError, match="0 \\(real\\) and 1"):
+        accuracy([0, 2], [0, 1])
+    with pytest.raises(ValueError, match="same length"):
+        roc_auc([0, 1, 1], [0.2, 0.3])
+    with pytest.raises(ValueError, match="finite"):
+        roc_auc([0, 1], [0.2, np.nan])
+
+
+# ---------------------------------------------------------------------------
+# detectors
+
+
+def test_benford_detector_separates_held_out_images(benford_model, data):
+    _, _, xt, yt = data
+    proba = benford_model.predict_proba(xt)
+    assert proba.shape == (xt.shape[0], 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert roc_auc(yt, proba[:, 1]) > 0.95
+    assert benford_model.score(xt, yt) > 0.85
+    assert set(np.unique(benford_model.predict(xt))) <= {0, 1}
+    assert benford_model.loss_history_[-1] < benford_model.loss_history_[0]
+    assert len(benford_model.feature_names) == benford_model.mean_.size == 2 * 2 * 6 * 3
+
+
+def test_training_is_deterministic(data, benford_model):
+    x, y, xt, _ = data
+    again = BenfordDetector(seed=5, **FAST).fit(x, y)
+    np.testing.assert_array_equal(again.predict_proba(xt), benford_model.predict_proba(xt))
+    other = BenfordDetector(seed=6, **FAST).fit(x, y)
+    assert not np.array_equal(other.predict_proba(xt), benford_model.predict_proba(xt))
+
+
+def test_save_and_load_round_trip(tmp_path, benford_model, data):
+    _, _, xt, _ = data
+    path = tmp_path / "model.npz"
+    benford_model.save(path)
+    loaded = BenfordDetector.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(xt), benford_model.predict_proba(xt))
+    assert loaded.quality_factors == (90, 100) and loaded.bases == (10, 20) and loaded.n_coefficients == 6
+    assert isinstance(load_detector(path), BenfordDetector)
+
+
+def test_loading_foreign_files_fails_clearly(tmp_path, benford_model):
+    path = tmp_path / "b.npz"
+    benford_model.save(path)
+    with pytest.raises(FileFormatError, match="expected a 'pixel-detector'"):
+        PixelDetector.load(path)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, weights=np.zeros(3))
+    with pytest.raises(FileFormatError, match="not a minigan"):
+        BenfordDetector.load(foreign)
+    with pytest.raises(FileFormatError, match="not a minigan detector"):
+        load_detector(foreign)
+    other_kind = tmp_path / "checkpoint.npz"
+    save_npz(other_kind, {"x": np.zeros(2)}, {}, kind="checkpoint")
+    with pytest.raises(FileFormatError, match="'checkpoint'"):
+        load_detector(other_kind)
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 definitely not a zip")
+    with pytest.raises(FileFormatError):
+        load_detector(corrupt)
+    damaged = tmp_path / "damaged.npz"
+    save_npz(damaged, {"feature_mean": np.zeros(3)}, {"format_version": 1}, kind="benford-detector")
+    with pytest.raises(FileFormatError, match="damaged"):
+        BenfordDetector.load(damaged)
+    with pytest.raises(FileNotFoundError):
+        load_detector(tmp_path / "missing.npz")
+
+
+def test_nan_features_are_imputed_with_the_training_mean(benford_model, data):
+    _, _, xt, _ = data
+    constant = np.full((2, 32, 32), 90, dtype=np.uint8)  # every feature NaN
+    z = benford_model.transform(constant)
+    np.testing.assert_array_equal(z, 0.0)
+    proba = benford_model.predict_proba(np.r_[xt[:3], constant])
+    assert np.isfinite(proba).all()
+
+
+def test_pixel_detector(tmp_path):
+    rng = np.random.default_rng(4)
+    real = textured(60, 16, seed=7)
+    fake = np.clip(textured(60, 16, seed=8).astype(float) + 25 * (np.indices((16, 16)).sum(0) % 2), 0, 255)
+    x = np.r_[real, fake.astype(np.uint8)]
+    y = np.r_[np.zeros(60, dtype=np.int64), np.ones(60, dtype=np.int64)]
+    order = rng.permutation(120)
+    tr, te = order[:80], order[80:]
+    model = PixelDetector(epochs=20, seed=1).fit(x[tr], y[tr])
+    assert roc_auc(y[te], model.predict_proba(x[te])[:, 1]) > 0.95
+    assert model.image_shape_ == (16, 16)
+    path = tmp_path / "pixel.npz"
+    model.save(path)
+    loaded = load_detector(path)
+    assert isinstance(loaded, PixelDetector)
+    np.testing.assert_array_equal(loaded.predict_proba(x[te]), model.predict_proba(x[te]))
+    # floats in [0, 1] are the same pixels
+    np.testing.assert_allclose(model.predict_proba(x[te] / 255.0), model.predict_proba(x[te]), atol=1e-5)
+    with pytest.raises(ValueError, match="shape the detector was trained on"):
+        model.predict(np.zeros((2, 8, 8), np.uint8))
+    with pytest.raises(FileFormatError, match="expected a 'benford-detector'"):
+        BenfordDetector.load(path)
+
+
+def test_detector_input_errors(data):
+    x, y, _, _ = data
+    with pytest.raises(RuntimeError, match="not fitted"):
+        BenfordDetector().predict(x)
+    with pytest.raises(ValueError, match="both classes"):
+        BenfordDetector(**FAST).fit(x[:4], np.zeros(4, dtype=int))
+    with pytest.raises(ValueError, match="one label per image"):
+        BenfordDetector(**FAST).fit(x[:4], np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match="0 \\(real\\) and 1"):
+        BenfordDetector(**FAST).fit(x[:4], np.array([0, 1, 2, 1]))
+    with pytest.raises(ValueError, match="NaN"):
+        BenfordDetector(**FAST).fit(np.full((4, 16, 16), np.nan), np.array([0, 1, 0, 1]))
+    with pytest.raises(TypeError, match="uint8"):
+        PixelDetector().fit(x.astype(np.int32), y)
+    with pytest.raises(ValueError, match="one size"):
+        PixelDetector().fit([x[0], x[1][:16]], np.array([0, 1]))
+    with pytest.raises(ValueError, match="dropout must be < 1"):
+        BenfordDetector(dropout=1.0)
