@@ -139,7 +139,7 @@ class GAN:
            losses are averaged (each gradient weighted 1/2); one D update.
         2. Generator: B fresh noise vectors through G and D; the loss wants D to call the
            fakes real (target 1, the non-saturating loss). D is frozen: its backward only
-           propagates to its input (``param_grads=False``) and its weights are not updated.
+           propagates to its input (``GRAD_SKIP``) and its weights are not updated.
            One G update.
 
         Parameters
@@ -158,14 +158,15 @@ class GAN:
         # ---- 1. discriminator -------------------------------------------------
         for _ in range(self.d_steps):
             fake = G._forward(self._noise(batch))
-            D.zero_grad()
             scores_real = D._forward(real)
             loss_real = self._d_loss.forward(scores_real, self._real_target())
-            D._backward(0.5 * self._d_loss.backward(), True, False)
+            # GRAD_WRITE replaces D's old gradients (a zero_grad without the extra sweep) ...
+            D._backward(0.5 * self._d_loss.backward(), K.GRAD_WRITE, False)
             d_real = self._score_summary(scores_real)
             scores_fake = D._forward(fake)
             loss_fake = self._d_loss.forward(scores_fake, 0.0)
-            D._backward(0.5 * self._d_loss.backward(), True, False)
+            # ... and the fake half adds to them: d(0.5 * (L_real + L_fake)).
+            D._backward(0.5 * self._d_loss.backward(), K.GRAD_ADD, False)
             d_fake = self._score_summary(scores_fake)
             self.d_optimizer.step()
             if self.loss_name == "wgan":
@@ -174,12 +175,11 @@ class GAN:
         d_loss = 0.5 * (loss_real + loss_fake)
 
         # ---- 2. generator, through the frozen discriminator -------------------
-        G.zero_grad()
         fake = G._forward(self._noise(batch))
         scores = D._forward(fake)
         g_loss = self._g_loss.forward(scores, 1.0)
-        grad_fake = D._backward(self._g_loss.backward(), False, True)
-        G._backward(grad_fake, True, False)
+        grad_fake = D._backward(self._g_loss.backward(), K.GRAD_SKIP, True)  # D frozen: no weight gradients
+        G._backward(grad_fake, K.GRAD_WRITE, False)
         self.g_optimizer.step()
 
         self.iteration += 1

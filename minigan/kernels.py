@@ -31,6 +31,11 @@ ACT_LEAKY_RELU = 2
 ACT_TANH = 3
 ACT_SIGMOID = 4
 
+# What a backward kernel does with a parameter gradient.
+GRAD_SKIP = 0   # leave it alone (e.g. the frozen discriminator in the generator step)
+GRAD_WRITE = 1  # overwrite it (the first backward after the gradients were logically cleared)
+GRAD_ADD = 2    # add into it (the public contract of Layer.backward)
+
 
 # ----------------------------------------------------------------------------
 # Activations
@@ -101,33 +106,37 @@ def bias_activation_forward(z, b, kind, alpha, y):
 
 
 @njit(cache=True)
-def activation_backward_bias_grad(grad_y, y, kind, alpha, grad_z, grad_b, accumulate_bias):
+def activation_backward_bias_grad(grad_y, y, kind, alpha, grad_z, grad_b, grad_mode):
     """Fused backward of ``y = act(z + b)``.
 
-    ``grad_z[i, j] = grad_y[i, j] * act'(y[i, j])`` and, when ``accumulate_bias``,
-    ``grad_b[j] += sum_i grad_z[i, j]`` -- in one sweep. ``grad_z`` may be ``grad_y``.
+    ``grad_z[i, j] = grad_y[i, j] * act'(y[i, j])`` and ``grad_b[j] (+)= sum_i grad_z[i, j]``
+    (by ``grad_mode``) in one sweep. ``grad_z`` may be ``grad_y``.
     """
     n, m = y.shape
     a = y.dtype.type(alpha)
     one = y.dtype.type(1)
     for i in range(n):
         for j in range(m):
-            g = grad_y[i, j] * _derivative_from_output(y[i, j], kind, a, one)
-            grad_z[i, j] = g
-    if accumulate_bias:
-        column_sums_add(grad_z, grad_b)
+            grad_z[i, j] = grad_y[i, j] * _derivative_from_output(y[i, j], kind, a, one)
+    column_sums(grad_z, grad_b, grad_mode)
 
 
 @njit(cache=True)
-def column_sums_add(x, out):
-    """``out[j] += sum_i x[i, j]``, summing rows in order (deterministic)."""
+def column_sums(x, out, grad_mode):
+    """``out[j] = sum_i x[i, j]`` (GRAD_WRITE) or ``out[j] += ...`` (GRAD_ADD); rows summed in order."""
+    if grad_mode == GRAD_SKIP:
+        return
     n, m = x.shape
     acc = np.zeros(m, dtype=x.dtype)
     for i in range(n):
         for j in range(m):
             acc[j] += x[i, j]
-    for j in range(m):
-        out[j] += acc[j]
+    if grad_mode == GRAD_WRITE:
+        for j in range(m):
+            out[j] = acc[j]
+    else:
+        for j in range(m):
+            out[j] += acc[j]
 
 
 @njit(cache=True)
@@ -206,7 +215,7 @@ def batchnorm_forward_eval(x, gamma, beta, eps, running_mean, running_var, y, x_
 
 
 @njit(cache=True)
-def batchnorm_backward_train(grad_y, x_hat, gamma, inv_std, grad_x, grad_gamma, grad_beta, param_grads):
+def batchnorm_backward_train(grad_y, x_hat, gamma, inv_std, grad_x, grad_gamma, grad_beta, grad_mode):
     """Backward of training-mode BatchNorm in two sweeps.
 
     With ``s1_j = sum_i g_ij`` and ``s2_j = sum_i g_ij x_hat_ij``:
@@ -222,7 +231,11 @@ def batchnorm_backward_train(grad_y, x_hat, gamma, inv_std, grad_x, grad_gamma, 
             g = grad_y[i, j]
             s1[j] += g
             s2[j] += g * x_hat[i, j]
-    if param_grads:
+    if grad_mode == GRAD_WRITE:
+        for j in range(m):
+            grad_beta[j] = s1[j]
+            grad_gamma[j] = s2[j]
+    elif grad_mode == GRAD_ADD:
         for j in range(m):
             grad_beta[j] += s1[j]
             grad_gamma[j] += s2[j]
@@ -235,17 +248,26 @@ def batchnorm_backward_train(grad_y, x_hat, gamma, inv_std, grad_x, grad_gamma, 
 
 
 @njit(cache=True)
-def batchnorm_backward_eval(grad_y, x_hat, gamma, inv_std, grad_x, grad_gamma, grad_beta, param_grads):
+def batchnorm_backward_eval(grad_y, x_hat, gamma, inv_std, grad_x, grad_gamma, grad_beta, grad_mode):
     """Backward of inference-mode BatchNorm: the statistics are constants,
-    so ``dx = g * gamma * inv_std``; ``dgamma += sum g x_hat``, ``dbeta += sum g``."""
+    so ``dx = g * gamma * inv_std``; ``dgamma (+)= sum g x_hat``, ``dbeta (+)= sum g``."""
     n, m = grad_y.shape
+    s1 = np.zeros(m, dtype=grad_y.dtype)
+    s2 = np.zeros(m, dtype=grad_y.dtype)
     for i in range(n):
         for j in range(m):
             g = grad_y[i, j]
-            if param_grads:
-                grad_beta[j] += g
-                grad_gamma[j] += g * x_hat[i, j]
+            s1[j] += g
+            s2[j] += g * x_hat[i, j]
             grad_x[i, j] = g * gamma[j] * inv_std[j]
+    if grad_mode == GRAD_WRITE:
+        for j in range(m):
+            grad_beta[j] = s1[j]
+            grad_gamma[j] = s2[j]
+    elif grad_mode == GRAD_ADD:
+        for j in range(m):
+            grad_beta[j] += s1[j]
+            grad_gamma[j] += s2[j]
 
 
 # ----------------------------------------------------------------------------

@@ -59,9 +59,6 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
         self.training = True
-        # True right after zero_grad(): the next backward may write gradients
-        # instead of adding them (saves a sweep over the weight gradient).
-        self._grads_are_zero = True
 
     # -- parameters ---------------------------------------------------------
     def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
@@ -75,7 +72,6 @@ class Layer:
         """Set every gradient array to zero, in place."""
         for grad in self.grads.values():
             grad.fill(0)
-        self._grads_are_zero = True
 
     def train(self) -> "Layer":
         """Training mode (batch statistics, dropout active). Returns self."""
@@ -116,15 +112,20 @@ class Layer:
     def _forward(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
-    def _backward(self, grad_y: np.ndarray, param_grads: bool = True) -> np.ndarray:
-        if not param_grads:
-            # A custom layer only knows how to add gradients: keep its grads intact.
-            saved = {k: v.copy() for k, v in self.grads.items()}
-            grad_x = self.backward(grad_y)
-            for k, v in saved.items():
-                self.grads[k][...] = v
-            return grad_x
-        return self.backward(grad_y)
+    def _backward(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
+        """Backward with a choice of what happens to the parameter gradients
+        (``K.GRAD_ADD``, ``K.GRAD_WRITE`` or ``K.GRAD_SKIP``). Built-in layers do it in
+        their kernels; a custom layer only knows how to add, so this adapts."""
+        if grad_mode == K.GRAD_ADD:
+            return self.backward(grad_y)
+        if grad_mode == K.GRAD_WRITE:
+            self.zero_grad()
+            return self.backward(grad_y)
+        saved = {k: v.copy() for k, v in self.grads.items()}
+        grad_x = self.backward(grad_y)
+        for k, v in saved.items():
+            self.grads[k][...] = v
+        return grad_x
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -236,27 +237,23 @@ class Dense(Layer):
     def _backward(
         self,
         grad_y: np.ndarray,
-        param_grads: bool = True,
+        grad_mode: int = K.GRAD_ADD,
         activation: "Activation | None" = None,
         input_grad: bool = True,
     ) -> np.ndarray | None:
         x = self._x
         if activation is None:
             grad_z = grad_y
-            if param_grads:
-                K.column_sums_add(grad_z, self.grads["b"])
+            K.column_sums(grad_z, self.grads["b"], grad_mode)
         else:
             grad_z = np.empty_like(grad_y)
             K.activation_backward_bias_grad(
-                grad_y, activation._y, activation.kind, activation.alpha, grad_z, self.grads["b"], param_grads
+                grad_y, activation._y, activation.kind, activation.alpha, grad_z, self.grads["b"], grad_mode
             )
-        if param_grads:
-            grad_w = self.grads["W"]
-            if self._grads_are_zero:
-                np.matmul(x.T, grad_z, out=grad_w)
-            else:
-                grad_w += x.T @ grad_z
-            self._grads_are_zero = False
+        if grad_mode == K.GRAD_WRITE:
+            np.matmul(x.T, grad_z, out=self.grads["W"])
+        elif grad_mode == K.GRAD_ADD:
+            self.grads["W"] += x.T @ grad_z
         if not input_grad:
             return None
         return grad_z @ self.params["W"].T
@@ -293,7 +290,7 @@ class Activation(Layer):
         self._y = y
         return y
 
-    def _backward(self, grad_y: np.ndarray, param_grads: bool = True) -> np.ndarray:
+    def _backward(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
         grad_x = np.empty_like(grad_y)
         K.activation_backward(grad_y, self._y, self.kind, self.alpha, grad_x)
         return grad_x
@@ -422,15 +419,13 @@ class BatchNorm(Layer):
         self._inv_std = inv_std
         return y
 
-    def _backward(self, grad_y: np.ndarray, param_grads: bool = True) -> np.ndarray:
+    def _backward(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
         grad_x = np.empty_like(grad_y)
         kernel = K.batchnorm_backward_train if self._forward_was_training else K.batchnorm_backward_eval
         kernel(
             grad_y, self._x_hat, self.params["gamma"], self._inv_std,
-            grad_x, self.grads["gamma"], self.grads["beta"], param_grads,
+            grad_x, self.grads["gamma"], self.grads["beta"], grad_mode,
         )
-        if param_grads:
-            self._grads_are_zero = False
         return grad_x
 
 
@@ -484,7 +479,7 @@ class Dropout(Layer):
         self._mask = mask
         return y
 
-    def _backward(self, grad_y: np.ndarray, param_grads: bool = True) -> np.ndarray:
+    def _backward(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
         if self._mask is None:
             return grad_y
         grad_x = np.empty_like(grad_y)

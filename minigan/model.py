@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from . import kernels as K
 from ._validation import check_float_array, check_shape, describe
 from .layers import Activation, BatchNorm, Dense, Layer
 
@@ -194,7 +195,9 @@ class Sequential(Layer):
         self._output = x
         return x
 
-    def backward(self, grad_y: np.ndarray, *, param_grads: bool = True, input_grad: bool = True) -> np.ndarray | None:
+    def backward(
+        self, grad_y: np.ndarray, *, param_grads: bool = True, accumulate: bool = True, input_grad: bool = True
+    ) -> np.ndarray | None:
         """Backpropagate ``grad_y`` (N, out_features) through every layer.
 
         Parameters
@@ -202,31 +205,34 @@ class Sequential(Layer):
         grad_y : ndarray (N, out_features)
             dL/d(output of the last forward).
         param_grads : bool
-            Add parameter gradients into ``grads`` (default). ``False`` only propagates
-            to the input -- what the generator step of a GAN needs from the frozen
-            discriminator, without touching its gradients.
+            Compute parameter gradients (default). ``False`` only propagates to the
+            input -- what the generator step of a GAN needs from the frozen
+            discriminator -- and leaves ``grads`` untouched.
+        accumulate : bool
+            Add into ``grads`` (default, the Layer contract). ``False`` overwrites them,
+            which equals ``zero_grad()`` then ``backward`` without the extra sweep.
         input_grad : bool
             Compute dL/dx for the model's input (skip it when nobody uses it).
 
         Returns
         -------
-        ndarray (N, in_features) or None when ``input_grad`` is False.
+        ndarray (N, in_features), or None when ``input_grad`` is False.
         """
         if self._output is None:
             raise RuntimeError("Sequential.backward() called before forward(): run forward first")
         grad_y = check_float_array(grad_y, "grad_y", dtype=self._output.dtype)
         check_shape(grad_y, self._output.shape, "grad_y (the gradient of the model's output)")
-        return self._backward(grad_y, param_grads, input_grad)
+        mode = (K.GRAD_ADD if accumulate else K.GRAD_WRITE) if param_grads else K.GRAD_SKIP
+        return self._backward(grad_y, mode, input_grad)
 
-    def _backward(self, grad_y: np.ndarray, param_grads: bool = True, input_grad: bool = True) -> np.ndarray | None:
+    def _backward(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD, input_grad: bool = True) -> np.ndarray | None:
         g: np.ndarray | None = grad_y
-        last = len(self._steps) - 1
-        for index in range(last, -1, -1):
+        for index in range(len(self._steps) - 1, -1, -1):
             layer, activation = self._steps[index]
             if isinstance(layer, Dense):
-                g = layer._backward(g, param_grads, activation, input_grad or index > 0)
+                g = layer._backward(g, grad_mode, activation, input_grad or index > 0)
             else:
-                g = layer._backward(g, param_grads)
+                g = layer._backward(g, grad_mode)
         return g
 
     # -- state ------------------------------------------------------------------

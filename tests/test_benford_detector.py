@@ -224,3 +224,19 @@ def test_detector_input_errors(data):
         PixelDetector().fit([x[0], x[1][:16]], np.array([0, 1]))
     with pytest.raises(ValueError, match="dropout must be < 1"):
         BenfordDetector(dropout=1.0)
+
+
+def test_roc_and_benford_charts(tmp_path):
+    from minigan.benford import benford_test
+    from minigan.benford.plots import plot_benford, plot_roc
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 100)
+    png = b"\x89PNG\r\n\x1a\n"
+    assert plot_roc(y, rng.normal(y, 1.0), tmp_path / "roc.png").read_bytes()[:8] == png
+    two = plot_roc(y, {"a": rng.normal(y, 1.0), "b": rng.normal(y, 2.0)}, tmp_path / "roc2.png")
+    assert two.read_bytes()[:8] == png
+    chart = plot_benford(benford_test(10 ** rng.uniform(0, 5, 500)), tmp_path / "benford.png")
+    assert chart.read_bytes()[:8] == png
+    with pytest.raises(TypeError, match="BenfordResult"):
+        plot_benford(np.ones(9), tmp_path / "x.png")

@@ -247,3 +247,16 @@ def test_features_separate_compressed_from_uncompressed_images():
     fa, fb = (image_features(x, quality_factors=(100,), bases=(10,)) for x in (plain, compressed))
     gap = np.abs(np.nanmean(fa, 0) - np.nanmean(fb, 0)) / (np.nanstd(np.r_[fa, fb], 0) + 1e-12)
     assert np.nanmax(gap) > 1.0
+
+
+def test_digit_comparison_chart(tmp_path):
+    from minigan.benford import benford_test
+    from minigan.benford.plots import plot_digit_comparison
+
+    plain = textured(4, 64, seed=9)
+    real = benford_test(quantized_dct(plain)[0])
+    fake = benford_test(quantized_dct(jpeg_like(plain, 60))[0])
+    path = plot_digit_comparison(real, fake.observed, tmp_path / "cmp.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match=r"shape \(9,\)"):
+        plot_digit_comparison(real, np.ones(5) / 5, tmp_path / "bad.png")

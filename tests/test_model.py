@@ -1,6 +1,7 @@
 """Sequential: gradients of a whole stack, the fused fast path, parameters, state, summary."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -322,6 +323,6 @@ def test_import_minigan_loads_no_heavy_library():
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"import minigan loaded {out.stdout.strip()}"

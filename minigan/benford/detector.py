@@ -443,12 +443,9 @@ def load_detector(path: str | os.PathLike) -> BenfordDetector | PixelDetector:
     FileFormatError
         The file holds neither kind of detector.
     """
-    errors = []
-    for cls in (BenfordDetector, PixelDetector):
-        try:
-            return cls.load(path)
-        except FileFormatError as exc:
-            errors.append(str(exc))
-    if all("expected a" in e for e in errors):
-        raise FileFormatError(f"{path} is not a minigan detector model ({errors[0].split(', expected')[0]})")
-    raise FileFormatError(errors[0])
+    try:
+        return BenfordDetector.load(path)
+    except FileFormatError as exc:
+        if f"holds a minigan {PixelDetector.kind!r} file" in str(exc):
+            return PixelDetector.load(path)
+        raise FileFormatError(f"not a minigan detector model: {exc}") from None

@@ -375,20 +375,22 @@ def fit_generalized_benford(
             v = np.stack([np.sum(g * r, axis=1), np.sum(jb * r, axis=1), np.sum(jg * r, axis=1)], axis=1)
         return a, v
 
+    # the normal equations at each fit's current point, refreshed when a step is accepted
     costs = np.full(m, np.inf)
+    jtj = np.zeros((m, 6))
+    jtr = np.zeros((m, 3))
     idx = np.flatnonzero(active)
-    costs[idx] = evaluate(theta[idx], p[idx])[1]
+    r, costs[idx], pieces = evaluate(theta[idx], p[idx])
+    jtj[idx], jtr[idx] = normal_equations(r, pieces)
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
         th, pp = theta[idx], p[idx]
-        r, _, pieces = evaluate(th, pp)
-        a, v = normal_equations(r, pieces)
-        step, finite = _solve_damped_3x3(a, -v, lam[idx])
+        step, finite = _solve_damped_3x3(jtj[idx], -jtr[idx], lam[idx])
         cand = np.clip(th + step, _FIT_LOWER, _FIT_UPPER)
         step = cand - th
-        new_cost = evaluate(cand, pp)[1]
+        r, new_cost, pieces = evaluate(cand, pp)
         old_cost = costs[idx]
         accept = finite & (new_cost < old_cost)
         n_iter[idx] += 1
@@ -399,6 +401,9 @@ def fit_generalized_benford(
         perfect = accept & (new_cost <= 1e-24)
         theta[idx[accept]] = cand[accept]
         costs[idx[accept]] = new_cost[accept]
+        if accept.any():
+            sel = np.flatnonzero(accept)
+            jtj[idx[sel]], jtr[idx[sel]] = normal_equations(r[sel], tuple(x[sel] for x in pieces))
         lam[idx] = np.where(accept, np.maximum(lam[idx] / 10.0, 1e-12), lam[idx] * 10.0)
         done = small_gain | small_step | perfect
         converged[idx[done]] = True
