@@ -15,13 +15,19 @@ Three minigan columns:
 * rows ``Dense+LeakyReLU``: the fused pair Sequential runs (one kernel sweep for bias + activation),
   against NumPy's Dense then LeakyReLU.
 
-Also measured: ``import minigan`` in a fresh interpreter (against ``import numpy``).
+Also measured, each in a fresh interpreter: ``import minigan`` (lazy: loads nothing heavy),
+``import numpy`` for scale, the first use of a layer (imports numpy and numba, loads the
+kernels) and a first forward pass (loads the cached compiled kernels).
+
+On a shared machine, ``OPENBLAS_NUM_THREADS=1`` gives steadier Dense numbers (both sides
+call the same BLAS routine, so the ratio is what matters).
 
 Run: ``python benchmarks/bench_layers.py [--quick]``.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -36,6 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import minigan as mg  # noqa: E402
+from minigan.kernels import GRAD_ADD  # noqa: E402  (add into grads, as the public backward does)
 
 BATCH = 64
 DTYPE = np.float32
@@ -136,7 +143,7 @@ class FusedPair:
         return self.dense._forward(x, self.activation)
 
     def backward(self, g: np.ndarray) -> np.ndarray:
-        return self.dense._backward(g, True, self.activation)
+        return self.dense._backward(g, GRAD_ADD, self.activation)
 
 
 class Unchecked:
@@ -160,19 +167,29 @@ def _per_call(fn: Callable[[], Any], inner: int) -> float:
     return (time.perf_counter() - start) / inner
 
 
-def _measure(impls: dict[str, Any], x: np.ndarray, g: np.ndarray, repeats: int, inner: int) -> dict[str, tuple[float, float]]:
-    """Median seconds per forward and per backward call of every implementation, interleaved."""
+def _measure(impls: dict[str, Any], x: np.ndarray, g: np.ndarray, repeats: int, block_seconds: float
+             ) -> dict[str, tuple[float, float]]:
+    """Median seconds per forward and per backward call of every implementation.
+
+    Rounds alternate the order of the implementations (A B C, C B A, ...); each block runs
+    enough calls to last about ``block_seconds`` (sized once, after the warm-up).
+    """
     for impl in impls.values():  # warm-up: compiles the kernels, fills the caches
-        impl.forward(x)
-        impl.backward(g)
+        for _ in range(2):
+            impl.forward(x)
+            impl.backward(g)
+    calls = {}
+    for name, impl in impls.items():
+        per_call = _per_call(lambda: (impl.forward(x), impl.backward(g)), 3)
+        calls[name] = int(min(200, max(3, round(block_seconds / per_call))))
     samples: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in impls}
     names = list(impls)
     for r in range(repeats):
         for name in names if r % 2 == 0 else names[::-1]:
             impl = impls[name]
-            samples[name][0].append(_per_call(lambda: impl.forward(x), inner))
+            samples[name][0].append(_per_call(lambda: impl.forward(x), calls[name]))
             impl.forward(x)
-            samples[name][1].append(_per_call(lambda: impl.backward(g), inner))
+            samples[name][1].append(_per_call(lambda: impl.backward(g), calls[name]))
     return {k: (statistics.median(f), statistics.median(b)) for k, (f, b) in samples.items()}
 
 
@@ -202,18 +219,27 @@ def _cases() -> list[tuple[str, int, int, dict[str, Any]]]:
     return cases
 
 
+IMPORT_SNIPPETS = {
+    "import minigan": "import minigan",
+    "import numpy": "import numpy",
+    "minigan.Dense (loads numpy, numba, kernels)": "import minigan; minigan.Dense",
+    "first Dense forward (cached kernels)": "import numpy, minigan; minigan.Dense(3, 2).forward(numpy.ones((2, 3), numpy.float32))",
+}
+
+
 def import_time(repeats: int = 5) -> dict[str, float]:
-    """Median wall time of ``import minigan`` and of ``import numpy`` in fresh interpreters."""
-    def once(module: str) -> float:
-        code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    """Median wall time of each snippet of ``IMPORT_SNIPPETS`` in a fresh interpreter (timed inside it)."""
+    def once(snippet: str) -> float:
+        code = f"import time; t = time.perf_counter(); {snippet}; print(time.perf_counter() - t)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
         return float(out.stdout)
 
-    result: dict[str, list[float]] = {"minigan": [], "numpy": []}
+    result: dict[str, list[float]] = {label: [] for label in IMPORT_SNIPPETS}
     for _ in range(repeats):
-        for module in result:  # interleaved
-            result[module].append(once(module))
-    return {module: statistics.median(times) for module, times in result.items()}
+        for label, snippet in IMPORT_SNIPPETS.items():  # interleaved
+            result[label].append(once(snippet))
+    return {label: statistics.median(times) for label, times in result.items()}
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -221,17 +247,18 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     Each row: ``{"layer", "fwd": {impl: seconds}, "bwd": {impl: seconds}}`` (medians per call).
     """
-    repeats, inner = (5, 20) if quick else (21, 100)
+    repeats, block = (5, 0.005) if quick else (15, 0.02)
     rng = np.random.default_rng(1)
     rows = []
     for label, i, o, impls in _cases():
         x = rng.normal(size=(BATCH, i)).astype(DTYPE)
         g = rng.normal(size=(BATCH, o)).astype(DTYPE)
-        timings = _measure(impls, x, g, repeats, inner)
+        timings = _measure(impls, x, g, repeats, block)
         rows.append({"layer": label, "fwd": {k: v[0] for k, v in timings.items()},
                      "bwd": {k: v[1] for k, v in timings.items()}})
     return {"rows": rows, "import": import_time(3 if quick else 7),
-            "settings": {"batch": BATCH, "dtype": np.dtype(DTYPE).name, "repeats": repeats, "inner": inner}}
+            "settings": {"batch": BATCH, "dtype": np.dtype(DTYPE).name, "repeats": repeats, "block_seconds": block,
+                         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default")}}
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -249,10 +276,10 @@ def format_table(result: dict[str, Any]) -> str:
         )
     s = result["settings"]
     lines.append("-" * len(head))
-    lines.append(f"times in microseconds per call, medians of {s['repeats']} interleaved repeats x {s['inner']} calls; "
-                 "ratio = numpy / minigan (> 1: minigan faster)")
-    imp = result["import"]
-    lines.append(f"import minigan: {imp['minigan'] * 1e3:.0f} ms   (import numpy alone: {imp['numpy'] * 1e3:.0f} ms)")
+    lines.append(f"microseconds per call, medians of {s['repeats']} interleaved rounds of ~{s['block_seconds'] * 1e3:g} ms "
+                 f"blocks; OPENBLAS_NUM_THREADS={s['blas_threads']}; ratio = numpy / minigan (> 1: minigan faster)")
+    for label, seconds in result["import"].items():
+        lines.append(f"{label:<46}{seconds * 1e3:>8.0f} ms  (fresh interpreter, median)")
     return "\n".join(lines)
 
 

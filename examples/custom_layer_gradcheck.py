@@ -63,7 +63,6 @@ def check_with_gradcheck(seed: int = 0) -> mg.GradcheckReport:
 def property_test(max_examples: int = 25) -> int:
     """Run the gradient check over hypothesis-drawn inputs; return the number of examples run."""
     from hypothesis import given, settings
-    from hypothesis import strategies as st
 
     from minigan import testing as mgt
 

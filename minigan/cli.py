@@ -269,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        # Outside the training loop (which saves a checkpoint itself) there is nothing to save.
+        print("\ninterrupted", file=sys.stderr)
+        return 130
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         # The library's errors already say what to do; a traceback would only hide that
         # (set MINIGAN_DEBUG=1 to see it).

@@ -7,8 +7,6 @@ samples, plots, checkpoints, resume, Ctrl-C).
 from __future__ import annotations
 
 import math
-import signal
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 

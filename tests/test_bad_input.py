@@ -322,11 +322,13 @@ def test_python_lists_are_accepted_as_float64():
 
 
 # --------------------------------------------------------------------------- fuzzing
+# cheap examples: four times the profile's count (conftest loads the profile before this import)
+FUZZ_EXAMPLES = 4 * settings.default.max_examples
 _DTYPES = st.sampled_from([np.float32, np.float64, np.float16, np.int64, np.int8, np.bool_, np.complex64])
 
 
 @pytest.mark.property
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=FUZZ_EXAMPLES)
 @given(
     st.sampled_from(list(LAYERS)),
     hnp.arrays(_DTYPES, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)),
@@ -342,6 +344,46 @@ def test_any_array_gives_a_result_or_a_clean_error(name, x):
     assert x.dtype in (np.float32, np.float64) and x.ndim == 2 and np.isfinite(x).all()
     assert y.shape[0] == x.shape[0] and y.dtype == x.dtype
 
+
+
+@pytest.mark.property
+@settings(deadline=None, max_examples=FUZZ_EXAMPLES)
+@given(
+    st.sampled_from(list(LAYERS)),
+    hnp.arrays(_DTYPES, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)),
+)
+def test_any_gradient_gives_a_result_or_a_clean_error(name, g):
+    layer = LAYERS[name]()
+    y = layer.forward(_x())
+    try:
+        grad_x = layer.backward(g)
+    except (TypeError, ValueError) as exc:
+        assert not isinstance(exc, NumbaError)
+        assert re.match(r"grad_y\b", str(exc)), str(exc)
+        return
+    assert g.shape == y.shape and g.dtype.kind == "f" and np.isfinite(g).all()
+    assert grad_x.shape == (4, 3)
+
+
+@pytest.mark.property
+@settings(deadline=None, max_examples=FUZZ_EXAMPLES)
+@given(
+    st.sampled_from(list(LOSSES)),
+    hnp.arrays(_DTYPES, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)),
+    st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2, 2),
+              hnp.arrays(_DTYPES, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))),
+)
+def test_any_loss_input_gives_a_result_or_a_clean_error(name, pred, target):
+    loss = LOSSES[name]()
+    try:
+        value = loss.forward(pred, target)
+    except (TypeError, ValueError) as exc:
+        assert not isinstance(exc, NumbaError)
+        assert re.match(r"(pred|target)\b", str(exc)), str(exc)
+        return
+    if max(np.abs(pred).max(), np.abs(np.asarray(target, dtype=np.float64)).max()) < 1e6:
+        assert np.isfinite(value)  # (squares of huge float32 values may overflow: not a bad-input matter)
+    assert loss.backward().shape == pred.shape
 
 # --------------------------------------------------------------------------- layers Sequential cannot trust
 def test_the_same_layer_object_twice_in_one_model():

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import minigan as mg
 from minigan import losses as L

@@ -121,8 +121,8 @@ def test_fused_equals_unfused_property(blocks, batch, dtype, seed):
     def build(fuse):
         layers, features = [], 3
         for i, (out, act) in enumerate(blocks):
-            layers += [mg.Dense(features, out, dtype=dtype, rng=seed + i), type(act)() if not isinstance(act, mg.LeakyReLU)
-                       else mg.LeakyReLU(act.alpha)]
+            fresh = mg.LeakyReLU(act.alpha) if isinstance(act, mg.LeakyReLU) else type(act)()  # one object per model
+            layers += [mg.Dense(features, out, dtype=dtype, rng=seed + i), fresh]
             features = out
         return mg.Sequential(layers, fuse=fuse)
 
@@ -326,3 +326,23 @@ def test_import_minigan_loads_no_heavy_library():
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"import minigan loaded {out.stdout.strip()}"
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_backward_without_accumulate_overwrites_the_gradients(fuse):
+    model = mg.Sequential([mg.Dense(3, 4, dtype=np.float64, rng=0), mg.LeakyReLU(0.2), mg.BatchNorm(4, dtype=np.float64),
+                           Scale(4), mg.Dense(4, 2, dtype=np.float64, rng=1), mg.Sigmoid()], fuse=fuse)
+    x, g = _x((6, 3)), _x((6, 2), seed=1)
+    model.forward(x)
+    model.zero_grad()
+    expected_x = model.backward(g).copy()
+    expected = {k: v.copy() for k, v in model.grads.items()}
+    for value in model.grads.values():
+        value[...] = 7.0  # stale gradients that must not survive
+    grad_x = model.backward(g, accumulate=False)
+    np.testing.assert_array_equal(grad_x, expected_x)
+    for key, value in model.grads.items():
+        np.testing.assert_array_equal(value, expected[key], err_msg=key)
+    model.backward(g)  # and the default adds on top
+    for key, value in model.grads.items():
+        np.testing.assert_allclose(value, 2 * expected[key], rtol=1e-14, err_msg=key)

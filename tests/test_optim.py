@@ -245,3 +245,24 @@ def test_adam_minimizes_a_quadratic():
         p.grad[...] = 2 * (p.value - target)
         opt.step()
     np.testing.assert_allclose(p.value, target, atol=1e-3)
+
+
+def test_one_optimizer_over_two_models_keeps_separate_state():
+    """Both models name their first weight "0.W": the optimizer must either refuse the
+    clash or keep (and save) one state per parameter."""
+    a, b = _model(seed=1), _model(seed=2)
+    params = a.parameters() + b.parameters()
+    try:
+        opt = optim.Adam(params, lr=1e-2)
+    except ValueError as exc:
+        assert "0.W" in str(exc)
+        return
+    for p in params:
+        p.grad[...] = np.random.default_rng(len(p.name)).normal(size=p.grad.shape)
+    opt.step()
+    state = opt.state_dict()
+    assert len(state) == 1 + 2 * len(params), "optimizer state entries overwrite each other"
+    fresh = optim.Adam(params, lr=1e-2)
+    fresh.load_state_dict(state)
+    for m_fresh, m_old in zip(fresh.m, opt.m):
+        np.testing.assert_array_equal(m_fresh, m_old)

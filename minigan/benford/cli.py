@@ -253,7 +253,8 @@ def _read_images(files: Sequence[Path], mode: str, min_size: int, progress: bool
             tqdm.write(f"skipped: {exc}", file=sys.stderr)
             continue
         if min(img.shape[:2]) < min_size:
-            tqdm.write(f"skipped: {f} is {img.shape[0]}x{img.shape[1]}, smaller than {min_size}x{min_size}", file=sys.stderr)
+            size = f"{img.shape[0]}x{img.shape[1]}"
+            tqdm.write(f"skipped: {f} is {size}, smaller than {min_size}x{min_size}", file=sys.stderr)
             continue
         images.append(img)
         kept.append(f)
@@ -311,13 +312,12 @@ def run_detect_fit(args: argparse.Namespace) -> int:
         images = real + fake
         labels = np.r_[np.zeros(len(real), dtype=np.int64), np.ones(len(fake), dtype=np.int64)]
         detector.fit(images, labels)
-        train_accuracy = detector.score(images, labels)
         detector.save(args.out)
     except (ValueError, TypeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"trained a {args.kind} detector on {len(real)} real and {len(fake)} fake images "
-          f"(training accuracy {train_accuracy:.4f}); saved to {args.out}")
+          f"(final training loss {detector.loss_history_[-1]:.4f}); saved to {args.out}")
     return 0
 
 
@@ -346,7 +346,8 @@ def run_detect_predict(args: argparse.Namespace) -> int:
             fits = [img.shape == detector.image_shape_ for img in images]
             for f, ok, img in zip(kept, fits, images):
                 if not ok:
-                    bar.write(f"skipped: {f} is {img.shape}, the model expects {detector.image_shape_}", file=sys.stderr)
+                    expected = detector.image_shape_
+                    bar.write(f"skipped: {f} is {img.shape}, the model expects {expected}", file=sys.stderr)
             images = [img for img, ok in zip(images, fits) if ok]
             kept = [f for f, ok in zip(kept, fits) if ok]
         if images:
@@ -363,7 +364,8 @@ def run_detect_predict(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     skipped = len(files) - len(rows)
     n_fake = sum(p >= args.threshold for _, p in rows)
-    print(f"{len(rows)} image(s) scored: {n_fake} fake, {len(rows) - n_fake} real" + (f"; {skipped} skipped" if skipped else ""))
+    summary = f"{len(rows)} image(s) scored: {n_fake} fake, {len(rows) - n_fake} real"
+    print(summary + (f"; {skipped} skipped" if skipped else ""))
     if args.csv:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -312,7 +312,8 @@ class BenfordDetector(_NetworkDetector):
         seed: int = 0,
     ) -> None:
         super().__init__(
-            hidden=hidden, dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, value_range=value_range
+            hidden=hidden, dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+            value_range=value_range,
         )
         self.quality_factors, self.bases, self.n_coefficients = _check_feature_args(
             quality_factors, bases, n_coefficients
@@ -385,7 +386,8 @@ class PixelDetector(_NetworkDetector):
         image_shape: Sequence[int] | None = None,
     ) -> None:
         super().__init__(
-            hidden=hidden, dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, value_range=value_range
+            hidden=hidden, dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+            value_range=value_range,
         )
         self.image_shape_ = None if image_shape is None else tuple(int(s) for s in image_shape)
 

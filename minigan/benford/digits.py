@@ -576,7 +576,7 @@ class BenfordResult:
         for d, c, po, pe, z in zip(self.digits, self.counts, self.observed, self.expected, self.z):
             flag = "  *" if z > 1.96 else ""
             lines.append(f"{d:>6d} {c:>10d} {po:>9.5f} {pe:>9.5f} {z:>8.3f}{flag}")
-        label = self.conformity if self.conformity is not None else f"n/a (no published MAD thresholds for base {self.base})"
+        label = self.conformity or f"n/a (no published MAD thresholds for base {self.base})"
         lines += [
             "(* z > 1.96: the digit deviates at the 5% level)",
             f"chi-square = {self.chi2:.4f}, df = {self.chi2_df}, p-value = {self.chi2_pvalue:.4g}",

@@ -205,7 +205,8 @@ def _batch_as_tall_image(images: np.ndarray) -> np.ndarray:
     """(n, h, w[, c]) -> (n*h, w[, c]) so one image check validates the batch."""
     if images.shape[1] < 8:
         # keep the size check meaningful: report the per-image size
-        raise ValueError(f"images must be at least 8x8 pixels (one DCT block), got {images.shape[1]}x{images.shape[2]}")
+        h, w = images.shape[1], images.shape[2]
+        raise ValueError(f"images must be at least 8x8 pixels (one DCT block), got {h}x{w}")
     return images.reshape((images.shape[0] * images.shape[1],) + images.shape[2:])
 
 
@@ -318,7 +319,9 @@ def image_feature_names(
     return [f"qf{q}_b{b}_c{c + 1}_{d}" for q in qfs for b in bs for c in range(nc) for d in DIVERGENCES]
 
 
-def _check_feature_args(quality_factors: Any, bases: Any, n_coefficients: Any) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+def _check_feature_args(
+    quality_factors: Any, bases: Any, n_coefficients: Any
+) -> tuple[tuple[int, ...], tuple[int, ...], int]:
     try:
         qfs = tuple(quality_factors)
         bs = tuple(bases)
