@@ -187,7 +187,10 @@ def worker(threads: int, batches: list[int], settings: dict[str, Any]) -> dict[s
     """Everything measured at one thread count; runs inside the per-thread-count subprocess."""
     how = common.limit_threads(threads)
     torch = _try_torch(threads)
-    result: dict[str, Any] = {"threads": threads, "thread_limit": how, "torch": torch is not None}
+    if threads == 1:  # no worker threads that could still be spinning: no pause needed
+        settings = {**settings, "pause": 0.0}
+    result: dict[str, Any] = {"threads": threads, "thread_limit": how, "torch": torch is not None,
+                              "pause_s": settings["pause"], "load_before": os.getloadavg()[0]}
     _log(f"[{threads} thread(s)] checking that the implementations agree ...")
     result["agreement"] = _agreement(torch)
     _log(f"[{threads} thread(s)] measuring the sgemm peak ...")
@@ -215,6 +218,7 @@ def worker(threads: int, batches: list[int], settings: dict[str, Any]) -> dict[s
     for name in adam:
         row[name]["ms_per_million_params"] = row[name]["median_ms"] / (n_params / 1e6)
     result["adam"] = row
+    result["load_after"] = os.getloadavg()[0]
     return result
 
 
@@ -299,7 +303,7 @@ def cold_start(quick: bool) -> dict[str, Any]:
             out[label] = {"failed": str(error)[-500:]}
     # First train_step: an empty Numba cache compiles every kernel; the second run in the
     # same cache directory loads them.
-    cold_runs = 2 if quick else 3
+    cold_runs = 1 if quick else 3
     cold, warm, cold_parts, warm_parts = [], [], [], []
     for _ in range(cold_runs):
         cache = tempfile.mkdtemp(prefix="minigan-numba-cache-")
@@ -370,6 +374,10 @@ def agreement_lines(per_threads: list[dict[str, Any]]) -> str:
         a = result["agreement"]
         parts = [f"{k} {v:.1e}" for k, v in a.items() if k != "losses"]
         lines.append(f"agreement with minigan over 3 steps ({result['threads']} thread(s)): " + ", ".join(parts))
+        load = max(result["load_before"], result["load_after"])
+        if load > 0.5 + (os.cpu_count() or 1) - result["threads"]:
+            lines.append(f"WARNING: load average {load:.1f} on {os.cpu_count()} cores during the "
+                         f"{result['threads']}-thread run: other processes competed for the CPU")
     return "\n".join(lines)
 
 

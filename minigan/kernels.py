@@ -70,17 +70,6 @@ def _derivative_from_output(y, kind, alpha, one):
 
 
 @njit(cache=True)
-def activation_forward(x, kind, alpha, y):
-    """``y[i, j] = act(x[i, j])``; ``y`` may be ``x``."""
-    n, m = x.shape
-    a = x.dtype.type(alpha)
-    one = x.dtype.type(1)
-    for i in range(n):
-        for j in range(m):
-            y[i, j] = _activate(x[i, j], kind, a, one)
-
-
-@njit(cache=True)
 def activation_backward(grad_y, y, kind, alpha, grad_x):
     """``grad_x = grad_y * act'(.)`` computed from the activation output ``y``."""
     n, m = y.shape
@@ -103,6 +92,45 @@ def bias_activation_forward(z, b, kind, alpha, y):
     for i in range(n):
         for j in range(m):
             y[i, j] = _activate(z[i, j] + b[j], kind, a, one)
+
+
+@njit(cache=True)
+def sigmoid_from_exp(y, e):
+    """Given ``y = v`` and ``e = exp(-|v|)``, write ``y = sigmoid(v)`` in place:
+    ``1 / (1 + e)`` for ``v >= 0`` and ``e / (1 + e)`` otherwise (never overflows,
+    keeps full relative precision for very negative v)."""
+    n, m = y.shape
+    one = y.dtype.type(1)
+    for i in range(n):
+        for j in range(m):
+            if y[i, j] >= 0:
+                y[i, j] = one / (one + e[i, j])
+            else:
+                y[i, j] = e[i, j] / (one + e[i, j])
+
+
+def bias_activation(z, b, kind, alpha, y):
+    """``y = act(z + b)``: the entry point the layers use (``b=None`` for no bias).
+
+    Numba compiles ``tanh`` and ``exp`` to a scalar libm call per element, which
+    measured ~90x slower than NumPy's SIMD ``np.tanh`` (756 us against 8.6 us at
+    64 x 784), so tanh and sigmoid add the bias in a kernel sweep and then use
+    NumPy's vectorized ufuncs; every other activation is one fused sweep.
+    """
+    if b is None:
+        b = np.zeros(z.shape[1], dtype=z.dtype)
+    if kind == ACT_TANH:
+        bias_activation_forward(z, b, ACT_IDENTITY, 0.0, y)
+        np.tanh(y, out=y)
+    elif kind == ACT_SIGMOID:
+        bias_activation_forward(z, b, ACT_IDENTITY, 0.0, y)
+        e = np.abs(y)
+        np.negative(e, out=e)
+        with np.errstate(under="ignore"):  # exp(-|v|) -> 0 for large |v| is the right answer
+            np.exp(e, out=e)
+        sigmoid_from_exp(y, e)
+    else:
+        bias_activation_forward(z, b, kind, alpha, y)
 
 
 @njit(cache=True)

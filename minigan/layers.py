@@ -226,9 +226,9 @@ class Dense(Layer):
         y = np.empty((x.shape[0], self.out_features), dtype=self.dtype)
         np.matmul(x, self.params["W"], out=y)
         if activation is None:
-            K.bias_activation_forward(y, self.params["b"], K.ACT_IDENTITY, 0.0, y)
+            K.bias_activation(y, self.params["b"], K.ACT_IDENTITY, 0.0, y)
         else:
-            K.bias_activation_forward(y, self.params["b"], activation.kind, activation.alpha, y)
+            K.bias_activation(y, self.params["b"], activation.kind, activation.alpha, y)
             activation._y = y
         self._x = x
         self._y = y
@@ -286,7 +286,7 @@ class Activation(Layer):
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         y = np.empty_like(x)
-        K.activation_forward(x, self.kind, self.alpha, y)
+        K.bias_activation(x, None, self.kind, self.alpha, y)
         self._y = y
         return y
 
@@ -450,6 +450,7 @@ class Dropout(Layer):
         self.rng = check_rng(rng)
         self._mask: np.ndarray | None = None
         self._shape: tuple[int, ...] | None = None
+        self._dtype: np.dtype | None = None
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
@@ -462,12 +463,13 @@ class Dropout(Layer):
     def backward(self, grad_y: np.ndarray) -> np.ndarray:
         if self._shape is None:
             raise RuntimeError("Dropout.backward() called before forward(): run forward first")
-        grad_y = check_float_array(grad_y, "grad_y")
+        grad_y = check_float_array(grad_y, "grad_y", dtype=self._dtype)
         check_shape(grad_y, self._shape, "grad_y (the gradient of the layer's output)")
         return self._backward(grad_y)
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         self._shape = x.shape
+        self._dtype = x.dtype
         if not self.training or self.rate == 0.0:
             self._mask = None
             return x

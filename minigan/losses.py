@@ -32,6 +32,8 @@ class Loss:
         pred = check_float_array(pred, "pred", ndim=(1, 2))
         if np.isscalar(target) and not isinstance(target, (str, bytes)):
             target = np.full(pred.shape, check_real(target, "target"), dtype=pred.dtype)
+            if not np.isfinite(target).all():
+                raise ValueError(f"target {target.flat[0]} overflows {pred.dtype}")
         else:
             target = check_float_array(target, "target", ndim=(1, 2))
             if target.shape != pred.shape:

@@ -51,8 +51,24 @@ class Sequential(Layer):
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{i}] must be a minigan Layer, got {describe(layer)}")
+        seen: dict[int, int] = {}
+        for i, layer in enumerate(layers):
+            if id(layer) in seen:
+                raise ValueError(
+                    f"layers[{i}] is the same object as layers[{seen[id(layer)]}]; a layer caches its input for "
+                    "backward, so each position needs its own layer object"
+                )
+            seen[id(layer)] = i
+        dtypes = [(i, np.dtype(l.dtype)) for i, l in enumerate(layers) if getattr(l, "dtype", None) is not None]
+        for i, dtype in dtypes[1:]:
+            if dtype != dtypes[0][1]:
+                raise TypeError(
+                    f"layers[{i}] has dtype {dtype} but layers[{dtypes[0][0]}] has {dtypes[0][1]}; build every "
+                    "layer with the same dtype (or convert with .astype)"
+                )
         self.layers = layers
         self.fuse = bool(fuse)
+        self._custom_input_shapes: dict[int, tuple[int, ...]] = {}
         self._check_feature_sizes()
         self._steps = self._plan()
         self._in_features = self._first_in_features()
@@ -187,13 +203,33 @@ class Sequential(Layer):
         return self._forward(x)
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
-        for layer, activation in self._steps:
+        for index, (layer, activation) in enumerate(self._steps):
             if activation is not None:
                 x = layer._forward(x, activation)  # type: ignore[call-arg]
-            else:
+            elif _is_builtin(layer):
                 x = layer._forward(x)
+            else:
+                x = self._run_custom(index, layer, x)
         self._output = x
         return x
+
+    def _run_custom(self, index: int, layer: Layer, x: np.ndarray) -> np.ndarray:
+        """A user's layer: call its public forward and check what it returns, because the
+        compiled kernels after it trust their inputs' shapes (no bounds checks)."""
+        y = layer.forward(x)
+        expected = layer.output_features(x.shape[1])
+        if not isinstance(y, np.ndarray) or y.ndim != 2 or y.shape[0] != x.shape[0] or y.dtype != x.dtype:
+            raise ValueError(
+                f"layers[{self.layers.index(layer)}] ({layer!r}).forward must return a {x.dtype} array of shape "
+                f"({x.shape[0]}, {expected}), got {describe(y)}"
+            )
+        if y.shape[1] != expected:
+            raise ValueError(
+                f"layers[{self.layers.index(layer)}] ({layer!r}) returned {y.shape[1]} features but its "
+                f"output_features({x.shape[1]}) says {expected}; override output_features in your layer"
+            )
+        self._custom_input_shapes[index] = x.shape
+        return np.ascontiguousarray(y)
 
     def backward(
         self, grad_y: np.ndarray, *, param_grads: bool = True, accumulate: bool = True, input_grad: bool = True
@@ -229,10 +265,18 @@ class Sequential(Layer):
         g: np.ndarray | None = grad_y
         for index in range(len(self._steps) - 1, -1, -1):
             layer, activation = self._steps[index]
-            if isinstance(layer, Dense):
+            if isinstance(layer, Dense) and _is_builtin(layer):
                 g = layer._backward(g, grad_mode, activation, input_grad or index > 0)
             else:
                 g = layer._backward(g, grad_mode)
+                if index in self._custom_input_shapes:
+                    shape = self._custom_input_shapes[index]
+                    if not isinstance(g, np.ndarray) or g.shape != shape or g.dtype != grad_y.dtype:
+                        raise ValueError(
+                            f"{layer!r}.backward must return the input gradient as a {grad_y.dtype} array of "
+                            f"shape {shape}, got {describe(g)}"
+                        )
+                    g = np.ascontiguousarray(g)
         return g
 
     # -- state ------------------------------------------------------------------
@@ -281,3 +325,9 @@ class Sequential(Layer):
         rule = "-" * len(lines[0])
         total = f"Total trainable parameters: {self.num_params():,}"
         return "\n".join([lines[0], rule, *lines[1:], rule, total])
+
+
+def _is_builtin(layer: Layer) -> bool:
+    """True for minigan's own layers, whose unchecked ``_forward``/``_backward`` Sequential may call.
+    A user's subclass (even of a built-in layer) goes through its public methods instead."""
+    return type(layer).__module__ in ("minigan.layers", "minigan.model")

@@ -50,31 +50,38 @@ class Optimizer:
     def _state_arrays(self) -> dict[str, list[np.ndarray]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _key(self, slot: str, index: int) -> str:
+        # The position keeps keys unique when one optimizer spans two models (both have a "0.W").
+        return f"{slot}/{index}/{self.params[index].name}"
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of the step count and every state array, keyed ``"{slot}/{param name}"``."""
+        """Copies of the step count and every state array, keyed ``"{slot}/{position}/{param name}"``."""
         state = {"step": np.array(self.step_count, dtype=np.int64)}
         for slot, arrays in self._state_arrays().items():
-            for p, a in zip(self.params, arrays):
-                state[f"{slot}/{p.name}"] = a.copy()
+            for i, a in enumerate(arrays):
+                state[self._key(slot, i)] = a.copy()
         return state
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         """Restore what :meth:`state_dict` returned (validated: keys and shapes must fit)."""
         if not isinstance(state, Mapping):
             raise TypeError(f"state must be a dict of name -> array, got {describe(state)}")
-        expected = {"step"} | {f"{slot}/{p.name}" for slot in self._state_arrays() for p in self.params}
+        expected = {"step"} | {self._key(slot, i) for slot in self._state_arrays() for i in range(len(self.params))}
         if set(state) != expected:
             missing = sorted(expected - set(state))[:5]
             unexpected = sorted(set(state) - expected)[:5]
             raise ValueError(f"optimizer state does not fit: missing {missing}, unexpected {unexpected}")
         for slot, arrays in self._state_arrays().items():
-            for p, a in zip(self.params, arrays):
-                value = np.asarray(state[f"{slot}/{p.name}"])
+            for i, a in enumerate(arrays):
+                value = np.asarray(state[self._key(slot, i)])
                 if value.shape != a.shape:
-                    raise ValueError(f"state['{slot}/{p.name}'] must have shape {a.shape}, got {value.shape}")
+                    raise ValueError(f"state['{self._key(slot, i)}'] must have shape {a.shape}, got {value.shape}")
+        step = np.asarray(state["step"])
+        if step.shape != () or step.dtype.kind not in "iu" or int(step) < 0:
+            raise ValueError(f"state['step'] must be a non-negative integer, got {describe(step)}")
         for slot, arrays in self._state_arrays().items():
-            for p, a in zip(self.params, arrays):
-                a[...] = state[f"{slot}/{p.name}"]
+            for i, a in enumerate(arrays):
+                a[...] = state[self._key(slot, i)]
         self.step_count = int(np.asarray(state["step"]))
 
 

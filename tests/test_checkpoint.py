@@ -2,7 +2,6 @@
 and Ctrl-C / SIGTERM during training (a real subprocess) followed by a resume."""
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess

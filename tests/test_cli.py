@@ -147,6 +147,7 @@ def test_bad_config_files(tmp_path):
     fails(minigan("train", "--config", "absent.toml", cwd=tmp_path), "not found")
 
 
+@pytest.mark.slow
 def test_resume_continues_a_run_like_an_uninterrupted_one(tmp_path):
     from minigan.checkpoint import load_checkpoint
 
@@ -197,7 +198,7 @@ def test_bad_arguments_fail_cleanly(args, pattern, tmp_path):
 
 
 def test_bad_numbers_are_refused(trained_run, workdir):
-    fails(minigan("sample", "--checkpoint", "run", "--n", 0, "--out", "zero.npy", cwd=workdir), "n")
+    fails(minigan("sample", "--checkpoint", "run", "--n", 0, "--out", "zero.npy", cwd=workdir), "n must be >= 1")
     assert not (workdir / "zero.npy").exists()
     result = minigan("train", "--iterations", "many", cwd=workdir)
     assert result.returncode == 2 and "invalid int value" in result.stderr and "Traceback" not in result.stderr
@@ -222,3 +223,23 @@ def test_corrupt_checkpoints_fail_cleanly(kind, trained_run, tmp_path):
                     ("evaluate", "--checkpoint", path, "--n", 10)):
         fails(minigan(*command, cwd=tmp_path), str(path))
     assert not (tmp_path / "s.npy").exists()
+
+
+# ------------------------------------------------------------------ the example script
+@pytest.mark.slow
+def test_train_mnist_example_runs(tmp_path):
+    from PIL import Image
+
+    from minigan.checkpoint import load_checkpoint
+
+    script = ROOT / "examples" / "train_mnist.py"
+    result = ok(subprocess.run([sys.executable, str(script), "--iterations", "5", "--out", "ex"], cwd=tmp_path,
+                               env=_env(), capture_output=True, text=True, timeout=300))
+    assert "1,489,936" in result.stdout and "533,505" in result.stdout  # the model summaries
+    assert load_checkpoint(tmp_path / "ex")[1]["iteration"] == 5
+    assert len((tmp_path / "ex" / "metrics.csv").read_text().splitlines()) == 6
+    with Image.open(tmp_path / "ex" / "digits.png") as picture:
+        assert picture.format == "PNG"
+    ok(subprocess.run([sys.executable, str(script), "--iterations", "7", "--out", "ex", "--resume"], cwd=tmp_path,
+                      env=_env(), capture_output=True, text=True, timeout=300))
+    assert load_checkpoint(tmp_path / "ex")[1]["iteration"] == 7

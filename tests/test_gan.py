@@ -27,14 +27,15 @@ LATENT, SHAPE = 8, (8, 8)
 COLUMNS = ["iteration", "d_loss", "g_loss", "d_real", "d_fake", "seconds"]
 
 
-def make_models(dtype=np.float32):
+def make_models(dtype=np.float32, dropout=0.0):
     G = mlp_generator(latent_dim=LATENT, image_shape=SHAPE, hidden=(16,), dtype=dtype, rng=np.random.default_rng(1))
-    D = mlp_discriminator(image_shape=SHAPE, hidden=(16,), dtype=dtype, rng=np.random.default_rng(2))
+    D = mlp_discriminator(image_shape=SHAPE, hidden=(16,), dropout=dropout, dtype=dtype,
+                          rng=np.random.default_rng(2))
     return G, D
 
 
-def make_gan(seed=0, *, lr=2e-4, **kw) -> mg.GAN:
-    G, D = make_models()
+def make_gan(seed=0, *, lr=2e-4, dropout=0.0, **kw) -> mg.GAN:
+    G, D = make_models(dropout=dropout)
     return mg.GAN(G, D, latent_dim=LATENT, seed=seed,
                   g_optimizer=Adam(G.parameters(), lr=lr, beta1=0.5, beta2=0.999),
                   d_optimizer=Adam(D.parameters(), lr=lr, beta1=0.5, beta2=0.999), **kw)
@@ -250,15 +251,14 @@ def test_sample_is_seeded_and_leaves_the_training_stream_alone():
     gan = make_gan(seed=3)
     gan.train_step(make_data(16))
     state = gan.rng.bit_generator.state
-    running = gan.generator.buffers
-    running = {k: v.copy() for k, v in running.items()}
+    running = {k: v.copy() for k, v in gan.generator.buffers.items()}
     x, y, z = gan.sample(10, seed=1), gan.sample(10, seed=1), gan.sample(10, seed=2)
     assert x.shape == (10, *SHAPE) and x.dtype == np.float32
     assert np.all(np.abs(x) <= 1)
     assert np.array_equal(x, y) and not np.array_equal(x, z)
     assert gan.rng.bit_generator.state == state
     assert gan.generator.training  # restored after sampling in eval mode
-    assert_states_equal({k: v for k, v in gan.generator.buffers.items()}, running)
+    assert_states_equal(dict(gan.generator.buffers), running)
     # Eval mode: each image depends only on its own noise, not on the rest of the batch.
     # (close, not bitwise: BLAS may sum in another order for another batch size)
     np.testing.assert_allclose(gan.sample(3, seed=1), x[:3], rtol=1e-5, atol=1e-6)
@@ -397,14 +397,24 @@ def test_fit_calls_callbacks_every_iteration():
 
 
 # ============================================================ resume
-def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+RESUME_SETUPS = {
+    "plain": {},
+    # Dropout masks come from a layer's own stream; d_steps and hinge change the draw pattern.
+    "dropout-dsteps-hinge": {"dropout": 0.3, "d_steps": 2, "loss": "hinge"},
+    "smoothing-lsgan": {"label_smoothing": 0.1, "loss": "lsgan"},
+}
+
+
+@pytest.mark.parametrize("setup", sorted(RESUME_SETUPS))
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, setup):
+    kw = RESUME_SETUPS[setup]
     data = make_data(64)
     n = 6  # 1.5 epochs at batch 16: the stop falls in the middle of an epoch
     a, b = tmp_path / "a", tmp_path / "b"
-    make_gan(seed=4).fit(data, iterations=n, batch_size=16, out_dir=a, checkpoint_every=0, progress=False)
-    resumed = make_gan(seed=4)  # a NEW object, built the same way
+    make_gan(seed=4, **kw).fit(data, iterations=n, batch_size=16, out_dir=a, checkpoint_every=0, progress=False)
+    resumed = make_gan(seed=4, **kw)  # a NEW object, built the same way
     resumed.fit(data, iterations=2 * n, batch_size=16, out_dir=a, resume=True, progress=False)
-    straight = make_gan(seed=4)
+    straight = make_gan(seed=4, **kw)
     straight.fit(data, iterations=2 * n, batch_size=16, out_dir=b, progress=False)
 
     assert resumed.iteration == straight.iteration == 2 * n
