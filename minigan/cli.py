@@ -150,12 +150,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     gan = load_gan(args.checkpoint)
     images = gan.sample(args.n, seed=args.seed).astype(np.float32)
     if out.suffix.lower() == ".npy":
-        from .serialization import atomic_write_bytes
-        import io
+        from .serialization import atomic_file
 
-        buffer = io.BytesIO()
-        np.save(buffer, images, allow_pickle=False)
-        atomic_write_bytes(out, buffer.getvalue())
+        with atomic_file(out) as handle:
+            np.save(handle, images, allow_pickle=False)
     else:
         from .plots import save_sample_grid
 

@@ -45,7 +45,16 @@ class Loss:
             )
         return pred, target
 
-    def forward(self, pred: np.ndarray, target: Any) -> float:  # pragma: no cover - abstract
+    def forward(self, pred: np.ndarray, target: Any) -> float:
+        """Mean loss over every entry of ``pred`` (N,) or (N, 1); keeps dL/dpred for :meth:`backward`."""
+        pred, target = self._prepare(pred, target)
+        grad = np.empty_like(pred)
+        total = self._evaluate(pred, target, grad)
+        self._grad = grad
+        return total / pred.size
+
+    def _evaluate(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:  # pragma: no cover
+        """Return the summed loss and write d(mean loss)/dpred into ``grad`` (one kernel sweep)."""
         raise NotImplementedError
 
     def backward(self) -> np.ndarray:
@@ -76,14 +85,10 @@ class BCEWithLogits(Loss):
         super().__init__()
         self.label_smoothing = check_real(label_smoothing, "label_smoothing", minimum=0.0, maximum=1.0, max_inclusive=False)
 
-    def forward(self, pred: np.ndarray, target: Any) -> float:
-        logits, target = self._prepare(pred, target)
+    def _evaluate(self, logits: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:
         if self.label_smoothing:
             target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
-        grad = np.empty_like(logits)
-        total = K.bce_with_logits(logits, target, grad)
-        self._grad = grad
-        return total / logits.size
+        return K.bce_with_logits(logits, target, grad)
 
     def __repr__(self) -> str:
         return f"BCEWithLogits(label_smoothing={self.label_smoothing})"
@@ -101,17 +106,13 @@ class BCE(Loss):
         super().__init__()
         self.eps = check_real(eps, "eps", minimum=0.0, maximum=0.5, min_inclusive=False, max_inclusive=False)
 
-    def forward(self, pred: np.ndarray, target: Any) -> float:
-        prob, target = self._prepare(pred, target)
+    def _evaluate(self, prob: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:
         if prob.min() < 0 or prob.max() > 1:
             raise ValueError(
                 f"pred of BCE must be probabilities in [0, 1], got values from {prob.min()} to {prob.max()}; "
                 "for logits use BCEWithLogits"
             )
-        grad = np.empty_like(prob)
-        total = K.bce_on_probabilities(prob, target, self.eps, grad)
-        self._grad = grad
-        return total / prob.size
+        return K.bce_on_probabilities(prob, target, self.eps, grad)
 
 
 class MSE(Loss):
@@ -119,12 +120,8 @@ class MSE(Loss):
 
     targets_are_probabilities = False
 
-    def forward(self, pred: np.ndarray, target: Any) -> float:
-        pred, target = self._prepare(pred, target)
-        grad = np.empty_like(pred)
-        total = K.squared_error(pred, target, grad)
-        self._grad = grad
-        return total / pred.size
+    def _evaluate(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:
+        return K.squared_error(pred, target, grad)
 
 
 def _signs(target: np.ndarray) -> np.ndarray:
@@ -140,12 +137,8 @@ class Hinge(Loss):
 
     targets_are_probabilities = False
 
-    def forward(self, pred: np.ndarray, target: Any) -> float:
-        pred, target = self._prepare(pred, target)
-        grad = np.empty_like(pred)
-        total = K.hinge(pred, _signs(target), grad)
-        self._grad = grad
-        return total / pred.size
+    def _evaluate(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:
+        return K.hinge(pred, _signs(target), grad)
 
 
 class Wasserstein(Loss):
@@ -154,12 +147,8 @@ class Wasserstein(Loss):
 
     targets_are_probabilities = False
 
-    def forward(self, pred: np.ndarray, target: Any) -> float:
-        pred, target = self._prepare(pred, target)
-        grad = np.empty_like(pred)
-        total = K.wasserstein(pred, _signs(target), grad)
-        self._grad = grad
-        return total / pred.size
+    def _evaluate(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:
+        return K.wasserstein(pred, _signs(target), grad)
 
 
 class SoftmaxCrossEntropy:
