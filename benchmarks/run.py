@@ -34,6 +34,14 @@ from numpy_gan import F32, IMAGE, Adam as NumpyAdam, NumpyGAN, iteration_gemms  
 ADAM_SETTINGS = {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999}
 
 
+def _ensure_minigan_importable() -> None:
+    """Fall back to the repository this file lives in (also for the subprocesses started later)."""
+    if importlib.util.find_spec("minigan") is None:
+        root = str(HERE.parent)
+        sys.path.append(root)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), root) if p)
+
+
 # ============================================================================
 # Worker side: one process per thread count
 # ============================================================================
@@ -257,7 +265,10 @@ def run_helper(name: str, quick: bool) -> dict[str, Any]:
             return {"skipped": "file not found"}
         start = time.perf_counter()
         result = module.run(quick)
-        return {"result": result, "seconds": time.perf_counter() - start}
+        record = {"result": result, "seconds": time.perf_counter() - start}
+        if callable(getattr(module, "format_table", None)):
+            record["table"] = module.format_table(result)
+        return record
     except Exception as error:  # noqa: BLE001 - one broken helper must not stop the others
         print(f"{name}: failed with {type(error).__name__}: {error}")
         return {"failed": f"{type(error).__name__}: {error}"}
@@ -392,12 +403,18 @@ def helper_lines(name: str, record: dict[str, Any], limit: int = 40) -> str:
     """Numeric leaves of a helper's result, one per line (its own format is its business)."""
     if "result" not in record:
         return f"{name}: {record}"
+    if "table" in record:
+        return f"{name} ({record['seconds']:.0f} s)\n{record['table']}"
     leaves: list[str] = []
 
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):
             for key, inner in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list):
+            for i, inner in enumerate(value):
+                label = next((v for v in inner.values() if isinstance(v, str)), str(i)) if isinstance(inner, dict) else str(i)
+                walk(f"{prefix}[{label}]", inner)
         elif isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
             leaves.append(f"  {prefix}: {value:.4g}")
         elif isinstance(value, str) and len(value) < 80:
@@ -434,6 +451,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    _ensure_minigan_importable()
     settings = {"quick": args.quick, "repeats": args.repeats, "pause": args.pause,
                 "block_seconds": 0.05 if args.quick else 0.1}
     if args.worker:

@@ -156,12 +156,12 @@ class GAN:
         # ---- 1. discriminator -------------------------------------------------
         for _ in range(self.d_steps):
             fake = G._forward(self._noise(batch))
-            scores_real = D._forward(real)
+            scores_real = self._finite_scores(D._forward(real), "the real batch")
             loss_real = self._d_loss.forward(scores_real, self._real_target())
             # GRAD_WRITE replaces D's old gradients (a zero_grad without the extra sweep) ...
             D._backward(0.5 * self._d_loss.backward(), K.GRAD_WRITE, False)
             d_real = self._score_summary(scores_real)
-            scores_fake = D._forward(fake)
+            scores_fake = self._finite_scores(D._forward(fake), "the fakes")
             loss_fake = self._d_loss.forward(scores_fake, 0.0)
             # ... and the fake half adds to them: d(0.5 * (L_real + L_fake)).
             D._backward(0.5 * self._d_loss.backward(), K.GRAD_ADD, False)
@@ -174,7 +174,7 @@ class GAN:
 
         # ---- 2. generator, through the frozen discriminator -------------------
         fake = G._forward(self._noise(batch))
-        scores = D._forward(fake)
+        scores = self._finite_scores(D._forward(fake), "the fakes")
         g_loss = self._g_loss.forward(scores, 1.0)
         grad_fake = D._backward(self._g_loss.backward(), K.GRAD_SKIP, True)  # D frozen: no weight gradients
         G._backward(grad_fake, K.GRAD_WRITE, False)
@@ -182,6 +182,13 @@ class GAN:
 
         self.iteration += 1
         return {"d_loss": float(d_loss), "g_loss": float(g_loss), "d_real": d_real, "d_fake": d_fake}
+
+    def _finite_scores(self, scores: np.ndarray, what: str) -> np.ndarray:
+        """Stop before the loss sees NaN/inf (its input check would raise a plain ValueError)."""
+        if not K.all_finite(scores.reshape(-1)):
+            raise TrainingDiverged(f"the discriminator's output on {what} became NaN or inf at iteration "
+                                   f"{self.iteration + 1}")
+        return scores
 
     def _flat_batch(self, batch: Any, name: str) -> np.ndarray:
         batch = check_float_array(batch, name, dtype=self.dtype)
@@ -317,16 +324,18 @@ class GAN:
             prefix, _, name = key.partition("/")
             if prefix in parts:
                 parts[prefix][name] = value
-        try:
-            self.generator.load_state_dict(parts["G"])
-            self.discriminator.load_state_dict(parts["D"])
-            self.g_optimizer.load_state_dict(parts["g_opt"])
-            self.d_optimizer.load_state_dict(parts["d_opt"])
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{source} does not fit this GAN's models: {exc}") from None
         generators = _layer_generators(self)
         if len(generators) != len(meta.get("layer_rngs", [])):
             raise ValueError(f"{source} holds {len(meta.get('layer_rngs', []))} layer random streams, the models have {len(generators)}")
+        targets = {"G": self.generator, "D": self.discriminator, "g_opt": self.g_optimizer, "d_opt": self.d_optimizer}
+        backup = {prefix: obj.state_dict() for prefix, obj in targets.items()}
+        try:
+            for prefix, obj in targets.items():
+                obj.load_state_dict(parts[prefix])
+        except (ValueError, TypeError) as exc:
+            for prefix, obj in targets.items():  # all or nothing: undo the parts already loaded
+                obj.load_state_dict(backup[prefix])
+            raise ValueError(f"{source} does not fit this GAN's models: {exc}") from None
         self.rng.bit_generator.state = meta["rng"]
         for g, s in zip(generators, meta["layer_rngs"]):
             g.bit_generator.state = s

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 ACT_IDENTITY = 0
 ACT_RELU = 1
@@ -420,6 +420,27 @@ def softmax_cross_entropy(logits, labels, probs, grad):
 # ----------------------------------------------------------------------------
 # Optimizers (flat 1-D views of a parameter and its state)
 # ----------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _adam_constants(param, lr, beta1, beta2, eps, weight_decay, step):
+    dt = param.dtype.type
+    c1 = 1.0 - beta1**step
+    c2 = 1.0 - beta2**step
+    return (dt(beta1), dt(beta2), dt(1.0 - beta1), dt(1.0 - beta2), dt(1.0 / c1), dt(1.0 / c2),
+            dt(lr), dt(eps), dt(weight_decay))
+
+
+@njit(cache=True, inline="always")
+def _adam_element(param, grad, m, v, k, b1, b2, one_b1, one_b2, inv_c1, inv_c2, lr, eps, wd):
+    g = grad[k]
+    if wd != 0:
+        g = g + wd * param[k]
+    mk = b1 * m[k] + one_b1 * g
+    vk = b2 * v[k] + one_b2 * g * g
+    m[k] = mk
+    v[k] = vk
+    param[k] -= lr * (mk * inv_c1) / (np.sqrt(vk * inv_c2) + eps)
+
+
 @njit(cache=True)
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     """One Adam step (Kingma & Ba 2015, Algorithm 1) on flat arrays, in one sweep.
@@ -428,27 +449,23 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
     ``param -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
     """
-    c1 = 1.0 - beta1**step
-    c2 = 1.0 - beta2**step
-    dt = param.dtype.type
-    b1 = dt(beta1)
-    b2 = dt(beta2)
-    one_b1 = dt(1.0 - beta1)
-    one_b2 = dt(1.0 - beta2)
-    inv_c1 = dt(1.0 / c1)
-    inv_c2 = dt(1.0 / c2)
-    lr_t = dt(lr)
-    eps_t = dt(eps)
-    wd = dt(weight_decay)
+    b1, b2, one_b1, one_b2, inv_c1, inv_c2, lr_t, eps_t, wd = _adam_constants(
+        param, lr, beta1, beta2, eps, weight_decay, step)
     for k in range(param.size):
-        g = grad[k]
-        if weight_decay != 0.0:
-            g = g + wd * param[k]
-        mk = b1 * m[k] + one_b1 * g
-        vk = b2 * v[k] + one_b2 * g * g
-        m[k] = mk
-        v[k] = vk
-        param[k] -= lr_t * (mk * inv_c1) / (np.sqrt(vk * inv_c2) + eps_t)
+        _adam_element(param, grad, m, v, k, b1, b2, one_b1, one_b2, inv_c1, inv_c2, lr_t, eps_t, wd)
+
+
+@njit(cache=True, parallel=True)
+def adam_update_parallel(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """:func:`adam_update` with the elements split over Numba's threads.
+
+    Every element is updated by the same arithmetic whichever thread runs it, so
+    the result is bit-identical to the serial kernel for any thread count.
+    """
+    b1, b2, one_b1, one_b2, inv_c1, inv_c2, lr_t, eps_t, wd = _adam_constants(
+        param, lr, beta1, beta2, eps, weight_decay, step)
+    for k in prange(param.size):
+        _adam_element(param, grad, m, v, k, b1, b2, one_b1, one_b2, inv_c1, inv_c2, lr_t, eps_t, wd)
 
 
 @njit(cache=True)

@@ -218,14 +218,20 @@ def train(
     elif resume:
         raise ValueError("resume=True needs out_dir: the run directory holding checkpoint.npz")
 
+    def diverged(what: str) -> str:
+        if run is None:
+            where = "nothing was saved (no out_dir)"
+        elif ckpt.checkpoint_path(run).exists():
+            where = f"the last good checkpoint {ckpt.checkpoint_path(run)} is left untouched"
+        else:
+            where = "no checkpoint had been written yet"
+        return f"{what}; {where}. Lower the learning rate or try label smoothing."
+
     def save() -> Path | None:
         if run is None:
             return None
         if not gan.weights_finite():
-            raise TrainingDiverged(
-                f"a weight became NaN or inf by iteration {gan.iteration}; the last good checkpoint "
-                f"{ckpt.checkpoint_path(run)} is left untouched. Lower the learning rate or try label smoothing."
-            )
+            raise TrainingDiverged(diverged(f"a weight became NaN or inf by iteration {gan.iteration}"))
         if log is not None:
             log.flush()
         return ckpt.save_checkpoint(
@@ -251,18 +257,18 @@ def train(
         with stop:
             while gan.iteration < total and stop.signal_name is None:
                 batch = images[sampler.next_indices()]
-                logs = gan.train_step(batch)
+                try:
+                    logs = gan.train_step(batch)
+                except TrainingDiverged as exc:
+                    raise TrainingDiverged(diverged(str(exc))) from None
                 it = gan.iteration
                 row: dict[str, float] = {"iteration": it, **logs, "seconds": time.perf_counter() - start}
                 if not all(math.isfinite(logs[k]) for k in ("d_loss", "g_loss")):
                     if log is not None:
                         log.write(row)
-                    raise TrainingDiverged(
-                        f"the loss became NaN or inf at iteration {it} (d_loss={logs['d_loss']}, "
-                        f"g_loss={logs['g_loss']}); the last good checkpoint"
-                        + (f" {ckpt.checkpoint_path(run)} is left untouched." if run else " was not written (no out_dir).")
-                        + " Lower the learning rate or try label smoothing."
-                    )
+                    raise TrainingDiverged(diverged(
+                        f"the loss became NaN or inf at iteration {it} (d_loss={logs['d_loss']}, g_loss={logs['g_loss']})"
+                    ))
                 if eval_every and it % eval_every == 0:
                     row.update(_quality(gan))
                 for key in columns:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_int, describe
+from .._validation import check_choice, check_int, check_real, describe
 
 TESTS = ("first", "second", "first_two")
 
@@ -298,9 +298,9 @@ def fit_generalized_benford(
 ) -> GeneralizedBenfordFit:
     """Fit ``N, beta, gamma`` of the generalized Benford law to first-digit pmfs.
 
-    A batched Levenberg-Marquardt (NumPy; every pmf in the batch steps at once,
-    each with its own damping) started at ``N = beta = gamma = 1`` as in the ICPR
-    2020 recipe. Steps that make ``beta + d**gamma <= 0`` for some digit are
+    Levenberg-Marquardt, one run per pmf in a compiled loop over the batch
+    (:func:`minigan.kernels.generalized_benford_fit`), started at
+    ``N = beta = gamma = 1`` as in the ICPR 2020 recipe. Steps that make ``beta + d**gamma <= 0`` for some digit are
     refused, and the parameters are kept in the box ``|N| <= 1e6``,
     ``-1 < beta <= 1e6``, ``|gamma| <= 50``: a pmf with only one or two non-zero
     digits is fitted ever better as the parameters grow, and its fit stops at
@@ -325,94 +325,26 @@ def fit_generalized_benford(
     GeneralizedBenfordFit
         Arrays of shape (...).
     """
+    from .. import kernels  # Numba: imported on first use to keep ``import minigan`` cheap
+    import bfk_mod as kernels  # DEVTMP
+
     b = _check_base(base)
+    max_iter = check_int(max_iter, "max_iter", minimum=1)
+    tol = check_real(tol, "tol", minimum=0.0)
     p = np.asarray(pmf, dtype=np.float64)
     if p.ndim == 0 or p.shape[-1] != b - 1:
         raise ValueError(f"pmf must have shape (..., {b - 1}) for base {b}, got shape {p.shape}")
     batch_shape = p.shape[:-1]
-    p = p.reshape(-1, b - 1)
+    p = np.ascontiguousarray(p.reshape(-1, b - 1))
     m = p.shape[0]
-    d = np.arange(1, b, dtype=np.float64)
-    log_d = np.log(d)
-    inv_log_b = 1.0 / math.log(b)
-
-    theta = np.ones((m, 3))
-    lam = np.full(m, 1e-3)
-    valid = np.isfinite(p).all(axis=1) & (p.sum(axis=1) > 0)
-    active = valid.copy()
-    converged = np.zeros(m, dtype=bool)
-    n_iter = np.zeros(m, dtype=np.int64)
-
-    def evaluate(th: np.ndarray, pp: np.ndarray):
-        """Residuals (n, k), cost (n,) (inf outside the domain), and the pieces of the Jacobian."""
-        N, beta, gamma = th[:, 0:1], th[:, 1:2], th[:, 2:3]
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            dg = np.exp(gamma * log_d)  # d**gamma
-            u = beta + dg
-            g = np.log1p(1.0 / u) * inv_log_b
-            r = N * g - pp
-            cost = np.sum(r * r, axis=1)
-        ok = (u > 0).all(axis=1) & np.isfinite(cost)
-        return r, np.where(ok, cost, np.inf), (N, u, g, dg)
-
-    def normal_equations(r: np.ndarray, pieces) -> tuple[np.ndarray, np.ndarray]:
-        """``J^T J`` as its 6 distinct entries (n, 6) and ``J^T r`` (n, 3), without einsum."""
-        N, u, g, dg = pieces
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            jb = -N * inv_log_b / (u * (u + 1.0))  # d model / d beta
-            jg = jb * dg * log_d  # d model / d gamma
-            a = np.stack(
-                [
-                    np.sum(g * g, axis=1),
-                    np.sum(g * jb, axis=1),
-                    np.sum(g * jg, axis=1),
-                    np.sum(jb * jb, axis=1),
-                    np.sum(jb * jg, axis=1),
-                    np.sum(jg * jg, axis=1),
-                ],
-                axis=1,
-            )
-            v = np.stack([np.sum(g * r, axis=1), np.sum(jb * r, axis=1), np.sum(jg * r, axis=1)], axis=1)
-        return a, v
-
-    # the normal equations at each fit's current point, refreshed when a step is accepted
-    costs = np.full(m, np.inf)
-    jtj = np.zeros((m, 6))
-    jtr = np.zeros((m, 3))
-    idx = np.flatnonzero(active)
-    r, costs[idx], pieces = evaluate(theta[idx], p[idx])
-    jtj[idx], jtr[idx] = normal_equations(r, pieces)
-    for _ in range(max_iter):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        th, pp = theta[idx], p[idx]
-        step, finite = _solve_damped_3x3(jtj[idx], -jtr[idx], lam[idx])
-        cand = np.clip(th + step, _FIT_LOWER, _FIT_UPPER)
-        step = cand - th
-        r, new_cost, pieces = evaluate(cand, pp)
-        old_cost = costs[idx]
-        accept = finite & (new_cost < old_cost)
-        n_iter[idx] += 1
-        # converged (MINPACK-style): an accepted step that barely helps, a step too
-        # small to matter, or a perfect fit
-        small_gain = accept & (old_cost - new_cost <= tol * old_cost)
-        small_step = finite & (np.abs(step) <= tol * (tol + np.abs(th))).all(axis=1)
-        perfect = accept & (new_cost <= 1e-24)
-        theta[idx[accept]] = cand[accept]
-        costs[idx[accept]] = new_cost[accept]
-        if accept.any():
-            sel = np.flatnonzero(accept)
-            jtj[idx[sel]], jtr[idx[sel]] = normal_equations(r[sel], tuple(x[sel] for x in pieces))
-        lam[idx] = np.where(accept, np.maximum(lam[idx] / 10.0, 1e-12), lam[idx] * 10.0)
-        done = small_gain | small_step | perfect
-        converged[idx[done]] = True
-        # not finite: the fit left the domain for good; it has failed
-        active[idx[done | ~finite | (lam[idx] > 1e16)]] = False
-
-    success = converged & valid & np.isfinite(theta).all(axis=1) & np.isfinite(costs)
-    theta[~success] = np.nan
-    rss = np.where(success, costs, np.nan)
+    theta = np.empty((m, 3))
+    rss = np.empty(m)
+    success = np.empty(m, dtype=np.bool_)
+    n_iter = np.empty(m, dtype=np.int64)
+    log_d = np.log(np.arange(1, b, dtype=np.float64))
+    kernels.generalized_benford_fit(
+        p, log_d, 1.0 / math.log(b), _FIT_LOWER, _FIT_UPPER, max_iter, tol, theta, rss, success, n_iter
+    )
     shape = batch_shape
     return GeneralizedBenfordFit(
         N=theta[:, 0].reshape(shape),
@@ -422,32 +354,6 @@ def fit_generalized_benford(
         rss=rss.reshape(shape),
         n_iter=n_iter.reshape(shape),
     )
-
-
-def _solve_damped_3x3(a: np.ndarray, rhs: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Solve ``(A + lam diag(A)) x = rhs`` for many symmetric 3x3 ``A`` by Cramer's rule.
-
-    ``a`` holds ``A``'s entries (00, 01, 02, 11, 12, 22), shape (n, 6); ``rhs`` (n, 3).
-    Returns the solutions (n, 3) and a mask (n,) of the finite ones (0 elsewhere).
-    """
-    a00, a01, a02, a11, a12, a22 = (a[:, i] for i in range(6))
-    scale = 1.0 + lam
-    a00 = a00 * scale + lam * 1e-12
-    a11 = a11 * scale + lam * 1e-12
-    a22 = a22 * scale + lam * 1e-12
-    b0, b1, b2 = rhs[:, 0], rhs[:, 1], rhs[:, 2]
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        c00 = a11 * a22 - a12 * a12
-        c01 = a02 * a12 - a01 * a22
-        c02 = a01 * a12 - a02 * a11
-        det = a00 * c00 + a01 * c01 + a02 * c02
-        x0 = (c00 * b0 + c01 * b1 + c02 * b2) / det
-        x1 = (c01 * b0 + (a00 * a22 - a02 * a02) * b1 + (a01 * a02 - a00 * a12) * b2) / det
-        x2 = (c02 * b0 + (a01 * a02 - a00 * a12) * b1 + (a00 * a11 - a01 * a01) * b2) / det
-    x = np.stack([x0, x1, x2], axis=1)
-    finite = np.isfinite(x).all(axis=1) & (det != 0)
-    x[~finite] = 0.0
-    return x, finite
 
 
 # ---------------------------------------------------------------------------
