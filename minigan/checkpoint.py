@@ -64,8 +64,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     return arrays, meta
 
 
-def load_gan(path: str | os.PathLike) -> Any:
+def load_gan(path: str | os.PathLike, *, models_only: bool = False) -> Any:
     """Rebuild the GAN of a run (directory or checkpoint file) with its trained state.
+
+    ``models_only=True`` loads the two networks alone (all that sampling needs).
 
     The models are rebuilt from the settings the run recorded (``meta["config"]``,
     written by ``minigan train`` and by :meth:`GAN.fit` with ``config=``), then every
@@ -81,5 +83,5 @@ def load_gan(path: str | os.PathLike) -> Any:
             "library with custom models); rebuild them yourself and call GAN.load_state(*load_checkpoint(path))"
         )
     gan = build_gan(config)
-    gan.load_state(arrays, meta, source=str(checkpoint_path(path)))
+    gan.load_state(arrays, meta, source=str(checkpoint_path(path)), models_only=models_only)
     return gan

@@ -147,7 +147,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".png", ".npy"):
         print(f"error: --out must end in .png or .npy, got {out.name}", file=sys.stderr)
         return 2
-    gan = load_gan(args.checkpoint)
+    gan = load_gan(args.checkpoint, models_only=True)
     images = gan.sample(args.n, seed=args.seed).astype(np.float32)
     if out.suffix.lower() == ".npy":
         from .serialization import atomic_file
@@ -178,7 +178,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .metrics import evaluate_samples
     from .serialization import atomic_write_text
 
-    gan = load_gan(args.checkpoint)
+    gan = load_gan(args.checkpoint, models_only=True)
     if gan.image_shape != (28, 28):
         print(f"error: evaluate scores 28x28 digits; this run makes {gan.image_shape} images", file=sys.stderr)
         return 2

@@ -313,8 +313,13 @@ class GAN:
         }
         return arrays, meta
 
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str = "checkpoint") -> None:
-        """Restore what :meth:`state` returned, after checking that it fits these models."""
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str = "checkpoint",
+                   *, models_only: bool = False) -> None:
+        """Restore what :meth:`state` returned, after checking that it fits these models.
+
+        All or nothing: if any part does not fit, nothing changes. ``models_only`` loads
+        G and D alone (enough to sample), leaving optimizers and random streams as they are.
+        """
         for key, expected in (("latent_dim", self.latent_dim), ("image_shape", list(self.image_shape)),
                               ("loss", self.loss_name), ("dtype", self.dtype.name)):
             if meta.get(key) != expected:
@@ -328,6 +333,8 @@ class GAN:
         if len(generators) != len(meta.get("layer_rngs", [])):
             raise ValueError(f"{source} holds {len(meta.get('layer_rngs', []))} layer random streams, the models have {len(generators)}")
         targets = {"G": self.generator, "D": self.discriminator, "g_opt": self.g_optimizer, "d_opt": self.d_optimizer}
+        if models_only:
+            targets = {"G": self.generator, "D": self.discriminator}
         backup = {prefix: obj.state_dict() for prefix, obj in targets.items()}
         try:
             for prefix, obj in targets.items():
@@ -336,10 +343,12 @@ class GAN:
             for prefix, obj in targets.items():  # all or nothing: undo the parts already loaded
                 obj.load_state_dict(backup[prefix])
             raise ValueError(f"{source} does not fit this GAN's models: {exc}") from None
+        self.iteration = int(meta["iteration"])
+        if models_only:
+            return
         self.rng.bit_generator.state = meta["rng"]
         for g, s in zip(generators, meta["layer_rngs"]):
             g.bit_generator.state = s
-        self.iteration = int(meta["iteration"])
 
     def weights_finite(self) -> bool:
         """True when no parameter of G or D is NaN or inf."""
