@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
-from numpy_gan import F32, IMAGE, Adam as NumpyAdam, NumpyGAN, iteration_gemms  # noqa: E402
+from numpy_gan import D_PARAM_NAMES, F32, G_PARAM_NAMES, Adam as NumpyAdam, NumpyGAN, iteration_gemms  # noqa: E402
 
 ADAM_SETTINGS = {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999}
 
@@ -118,8 +118,7 @@ def gemm_only(batch: int) -> tuple[Callable[[], None], float]:
 
 
 def _minigan_grads(gan: Any) -> dict[str, np.ndarray]:
-    from numpy_gan import D_PARAM_NAMES, G_PARAM_NAMES
-
+    """Copies of the GAN's current gradients under numpy_gan's names (``G.W0``, ``D.b2``...)."""
     grads = {f"G.{n}": p.grad.copy() for n, p in zip(G_PARAM_NAMES, gan.generator.parameters())}
     grads.update({f"D.{n}": p.grad.copy() for n, p in zip(D_PARAM_NAMES, gan.discriminator.parameters())})
     return grads
@@ -180,7 +179,8 @@ def _adam_contenders(torch: Any) -> tuple[dict[str, Callable[[], Any]], int]:
 
 
 def _interleave(contenders: dict[str, Callable[[], Any]], settings: dict[str, Any]) -> dict[str, Any]:
-    calls = {name: common.calls_per_block(fn, settings["block_seconds"]) for name, fn in contenders.items()}
+    # A call longer than the block target makes a block by itself (keeps loaded machines' runs bounded).
+    calls = {name: common.calls_per_block(fn, settings["block_seconds"], minimum=1) for name, fn in contenders.items()}
     samples = common.interleaved(contenders, repeats=settings["repeats"], calls=calls, pause=settings["pause"])
     out: dict[str, Any] = {name: {**common.summarize(s), "calls_per_block": calls[name]} for name, s in samples.items()}
     for other in contenders:
