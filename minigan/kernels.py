@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 ACT_IDENTITY = 0
 ACT_RELU = 1
@@ -456,19 +456,6 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     b1, b2, one_b1, one_b2, inv_c1, inv_c2, lr_t, eps_t, wd = _adam_constants(
         param, lr, beta1, beta2, eps, weight_decay, step)
     for k in range(param.size):
-        _adam_element(param, grad, m, v, k, b1, b2, one_b1, one_b2, inv_c1, inv_c2, lr_t, eps_t, wd)
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def adam_update_parallel(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
-    """:func:`adam_update` with the elements split over Numba's threads.
-
-    Every element is updated by the same arithmetic whichever thread runs it, so
-    the result is bit-identical to the serial kernel for any thread count.
-    """
-    b1, b2, one_b1, one_b2, inv_c1, inv_c2, lr_t, eps_t, wd = _adam_constants(
-        param, lr, beta1, beta2, eps, weight_decay, step)
-    for k in prange(param.size):
         _adam_element(param, grad, m, v, k, b1, b2, one_b1, one_b2, inv_c1, inv_c2, lr_t, eps_t, wd)
 
 
