@@ -7,7 +7,8 @@ import csv
 import numpy as np
 import pytest
 
-from minigan.benford.cli import add_benford_command, add_detect_command, read_numbers
+from minigan.benford.cli import add_benford_command, add_detect_command
+from minigan.benford.io import read_numbers
 
 pytestmark = [pytest.mark.benford, pytest.mark.cli]
 

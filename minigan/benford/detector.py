@@ -1,7 +1,7 @@
 """Detectors of GAN-generated images with the scikit-learn estimator API.
 
 * :class:`BenfordDetector` -- the Benford features of
-  :func:`~minigan.benford.image.image_features` (standardized; NaN features
+  :func:`~minigan.benford.image.image_features` (standardized; NaN or infinite features
   imputed with the training mean), classified by a small network of minigan's
   own layers.
 * :class:`PixelDetector` -- the article's second method: the same kind of
@@ -100,7 +100,7 @@ class _NetworkDetector:
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(images, labels) first")
 
     def transform(self, images: Any) -> np.ndarray:
-        """Standardized features, shape (n_images, n_features); NaN features become 0 (the training mean)."""
+        """Standardized features, shape (n_images, n_features); NaN and inf features become 0 (the training mean)."""
         self._check_fitted()
         return self._standardize(self._raw_features(images))
 
@@ -130,6 +130,7 @@ class _NetworkDetector:
 
         y = _check_labels(labels, _n_images(images))
         raw = self._raw_features(images)
+        raw = np.where(np.isfinite(raw), raw, np.nan)  # an infinite divergence is as uninformative as a missing one
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no mean
             mean = np.nanmean(raw, axis=0)
@@ -165,7 +166,7 @@ class _NetworkDetector:
 
     def _standardize(self, raw: np.ndarray) -> np.ndarray:
         x = (raw - self.mean_) / self.std_
-        return np.ascontiguousarray(np.where(np.isnan(x), 0.0, x), dtype=np.float32)
+        return np.ascontiguousarray(np.where(np.isfinite(x), x, 0.0), dtype=np.float32)
 
     def decision_function(self, images: Any) -> np.ndarray:
         """Logits of "GAN-generated", shape (n_images,)."""

@@ -326,7 +326,6 @@ def fit_generalized_benford(
         Arrays of shape (...).
     """
     from .. import kernels  # Numba: imported on first use to keep ``import minigan`` cheap
-    import bfk_mod as kernels  # DEVTMP
 
     b = _check_base(base)
     max_iter = check_int(max_iter, "max_iter", minimum=1)
@@ -334,26 +333,67 @@ def fit_generalized_benford(
     p = np.asarray(pmf, dtype=np.float64)
     if p.ndim == 0 or p.shape[-1] != b - 1:
         raise ValueError(f"pmf must have shape (..., {b - 1}) for base {b}, got shape {p.shape}")
-    batch_shape = p.shape[:-1]
+    shape = p.shape[:-1]
     p = np.ascontiguousarray(p.reshape(-1, b - 1))
+    # The fit is a deterministic function of the pmf, and pmfs from small images
+    # repeat (few blocks -> few possible histograms): fit each distinct one once.
+    first, inverse = _distinct_rows(p)
+    p = p[first]
     m = p.shape[0]
     theta = np.empty((m, 3))
     rss = np.empty(m)
     success = np.empty(m, dtype=np.bool_)
     n_iter = np.empty(m, dtype=np.int64)
     log_d = np.log(np.arange(1, b, dtype=np.float64))
+    factor_a, factor_b = _digit_factors(b)
     kernels.generalized_benford_fit(
-        p, log_d, 1.0 / math.log(b), _FIT_LOWER, _FIT_UPPER, max_iter, tol, theta, rss, success, n_iter
+        p, log_d, factor_a, factor_b, 1.0 / math.log(b), _FIT_LOWER, _FIT_UPPER, max_iter, tol,
+        theta, rss, success, n_iter,
     )
-    shape = batch_shape
     return GeneralizedBenfordFit(
-        N=theta[:, 0].reshape(shape),
-        beta=theta[:, 1].reshape(shape),
-        gamma=theta[:, 2].reshape(shape),
-        success=success.reshape(shape),
-        rss=rss.reshape(shape),
-        n_iter=n_iter.reshape(shape),
+        N=theta[inverse, 0].reshape(shape),
+        beta=theta[inverse, 1].reshape(shape),
+        gamma=theta[inverse, 2].reshape(shape),
+        success=success[inverse].reshape(shape),
+        rss=rss[inverse].reshape(shape),
+        n_iter=n_iter[inverse].reshape(shape),
     )
+
+
+def _digit_factors(base: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two smaller factors ``a * b == d`` of each composite digit ``d`` in ``1..base-1``.
+
+    Shape (base-1,) each, int64, 0 for 1 and the primes. The fit computes
+    ``d**gamma`` as ``a**gamma * b**gamma``, paying one ``exp`` per prime only.
+    """
+    a = np.zeros(base - 1, dtype=np.int64)
+    b = np.zeros(base - 1, dtype=np.int64)
+    for d in range(4, base):
+        f = next((f for f in range(2, math.isqrt(d) + 1) if d % f == 0), 0)
+        if f:
+            a[d - 1], b[d - 1] = f, d // f
+    return a, b
+
+
+def _distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``x`` (m, k) float64 that are bit-for-bit distinct.
+
+    Returns ``first`` (u,), the index of one row per distinct row, and
+    ``inverse`` (m,), with ``x[first][inverse]`` equal to ``x`` bit for bit.
+    Rows are grouped by a 64-bit hash, then compared in full: a row that
+    collides with a different one is kept as its own group.
+    """
+    bits = x.view(np.uint64)
+    multipliers = np.random.default_rng(0x5EED).integers(1, 2**63, size=x.shape[1], dtype=np.uint64) | np.uint64(1)
+    key = (bits * multipliers).sum(axis=1, dtype=np.uint64)  # wraps modulo 2**64
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    same = (bits == bits[first[inverse]]).all(axis=1)
+    if not same.all():
+        extra = np.flatnonzero(~same)
+        inverse[extra] = first.size + np.arange(extra.size)
+        first = np.concatenate([first, extra])
+    return first, inverse
 
 
 # ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._validation import check_int, describe
+from .._validation import check_int, check_real, describe
 from .digits import first_digits, fit_generalized_benford
 
 DEFAULT_QUALITY_FACTORS = (80, 85, 90, 95, 100)
@@ -341,30 +341,26 @@ def divergences(p: np.ndarray, q: np.ndarray, alpha: float = ALPHA) -> np.ndarra
     ----------
     p, q : ndarray, shape (..., k)
         Empirical pmf and fitted law. Bins where either is not positive are dropped.
+    alpha : float
+        Order of the Renyi and Tsallis divergences, in (0, 1).
 
     Returns
     -------
     ndarray, shape (..., 3)
         ``[kl, renyi, tsallis]``, NaN where ``q`` is NaN or no bin is left.
     """
-    keep = (p > 0) & (q > 0)
-    pk = np.where(keep, p, 0.0)
-    qk = np.where(keep, q, 0.0)
-    any_kept = keep.any(axis=-1) & ~np.isnan(q).any(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pn = pk / pk.sum(axis=-1, keepdims=True)
-        qn = qk / qk.sum(axis=-1, keepdims=True)
-        log_ratio = np.where(keep, np.log2(np.where(keep, pn, 1.0) / np.where(keep, qn, 1.0)), 0.0)
-        kl = np.sum((pn - qn) * log_ratio, axis=-1)  # = KL(p||q) + KL(q||p)
-        pa, qa = np.where(keep, pk**alpha, 0.0), np.where(keep, qk**alpha, 0.0)
-        p1a, q1a = np.where(keep, pk ** (1 - alpha), 0.0), np.where(keep, qk ** (1 - alpha), 0.0)
-        s_pq = np.sum(pa * q1a, axis=-1)
-        s_qp = np.sum(qa * p1a, axis=-1)
-        renyi = (np.log2(s_pq) + np.log2(s_qp)) / (alpha - 1.0)
-        tsallis = (s_pq - 1.0 + s_qp - 1.0) / (alpha - 1.0)
-    out = np.stack([kl, renyi, tsallis], axis=-1)
-    out[~any_kept] = np.nan
-    return out
+    from .. import kernels  # Numba: imported on first use to keep ``import minigan`` cheap
+
+    alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False)
+    p, q = np.broadcast_arrays(np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64))
+    if p.ndim == 0:
+        raise ValueError("p and q must have a last axis of digits, got scalars")
+    shape = p.shape
+    p2 = np.ascontiguousarray(p.reshape(-1, shape[-1]))
+    q2 = np.ascontiguousarray(q.reshape(-1, shape[-1]))
+    out = np.empty((p2.shape[0], 3))
+    kernels.benford_divergences(p2, q2, alpha, out)
+    return out.reshape(shape[:-1] + (3,))
 
 
 def _digit_lut(max_abs: int, base: int) -> np.ndarray:
