@@ -31,6 +31,7 @@ def train_torch(iterations: int, batch_size: int, seed: int) -> np.ndarray:
     from torch.nn import functional as F
 
     torch.manual_seed(seed)
+    torch.set_num_threads(1)  # its spinning OpenMP threads would starve anything else on 2 cores
     rng = np.random.default_rng(seed)
     sizes = (100, 256, 512, 1024)
     g_layers: list[nn.Module] = []
