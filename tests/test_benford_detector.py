@@ -125,7 +125,7 @@ def test_benford_detector_separates_held_out_images(benford_model, data):
     assert benford_model.score(xt, yt) > 0.85
     assert set(np.unique(benford_model.predict(xt))) <= {0, 1}
     assert benford_model.loss_history_[-1] < benford_model.loss_history_[0]
-    assert len(benford_model.feature_names) == benford_model.mean_.size == 2 * 2 * 6 * 3
+    assert len(benford_model.feature_names) == benford_model.mean_.size == 2 * 2 * 6 * 3 + 2 * 6  # + non-zero shares
 
 
 def test_training_is_deterministic(data, benford_model):
@@ -175,9 +175,13 @@ def test_loading_foreign_files_fails_clearly(tmp_path, benford_model):
 
 def test_nan_features_are_imputed_with_the_training_mean(benford_model, data):
     _, _, xt, _ = data
-    constant = np.full((2, 32, 32), 90, dtype=np.uint8)  # every feature NaN
+    constant = np.full((2, 32, 32), 90, dtype=np.uint8)  # every divergence NaN, every non-zero share 0
     z = benford_model.transform(constant)
-    np.testing.assert_array_equal(z, 0.0)
+    names = benford_model.feature_names
+    divergence = np.array([not n.endswith("_nonzero") for n in names])
+    assert z.shape == (2, len(names)) and divergence.sum() == 2 * 2 * 6 * 3 and (~divergence).sum() == 2 * 6
+    np.testing.assert_array_equal(z[:, divergence], 0.0)
+    assert np.isfinite(z).all()
     proba = benford_model.predict_proba(np.r_[xt[:3], constant])
     assert np.isfinite(proba).all()
 
@@ -240,3 +244,15 @@ def test_roc_and_benford_charts(tmp_path):
     assert chart.read_bytes()[:8] == png
     with pytest.raises(TypeError, match="BenfordResult"):
         plot_benford(np.ones(9), tmp_path / "x.png")
+
+
+def test_benford_detector_without_nonzero_shares_round_trips(tmp_path, data):
+    x, y, xt, _ = data
+    model = BenfordDetector(seed=5, nonzero_shares=False, **FAST).fit(x, y)
+    assert model.mean_.size == len(model.feature_names) == 2 * 2 * 6 * 3
+    model.save(tmp_path / "plain.npz")
+    loaded = load_detector(tmp_path / "plain.npz")
+    assert loaded.nonzero_shares is False
+    np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
+    with pytest.raises(TypeError, match="nonzero_shares"):
+        BenfordDetector(nonzero_shares=1)

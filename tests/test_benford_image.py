@@ -260,3 +260,22 @@ def test_digit_comparison_chart(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match=r"shape \(9,\)"):
         plot_digit_comparison(real, np.ones(5) / 5, tmp_path / "bad.png")
+
+
+def test_nonzero_shares_count_the_blocks_behind_each_pmf():
+    from minigan.benford import quantized_dct
+
+    rng = np.random.default_rng(11)
+    images = [rng.integers(0, 256, (24, 40), dtype=np.uint8), np.full((16, 16), 7, dtype=np.uint8)]
+    images[0][:8] = 100  # a flat band: blocks whose AC coefficients are all zero
+    plain = image_features(images, quality_factors=(90,), bases=(10,))
+    f = image_features(images, quality_factors=(90,), bases=(10,), nonzero_shares=True)
+    names = image_feature_names(quality_factors=(90,), bases=(10,), nonzero_shares=True)
+    assert f.shape == (2, 27 + 9) and len(names) == 36 and names[27] == "qf90_c1_nonzero"
+    np.testing.assert_array_equal(f[:, :27], plain)
+    q, idx = quantized_dct(images, quality_factor=90)
+    for i in range(2):
+        np.testing.assert_allclose(f[i, 27:], (q[idx == i] != 0).mean(axis=0))
+    assert f[0, 27:].max() <= 10 / 15 and (f[1, 27:] == 0).all()  # 5 of 15 blocks are flat
+    with pytest.raises(TypeError, match="nonzero_shares"):
+        image_features(images, nonzero_shares="yes")

@@ -24,6 +24,7 @@ def _numbers(report: dict) -> dict:
     return {k: v for k, v in report.items() if k != "command"}
 
 
+@pytest.mark.slow  # 8-15 s: two GANs trained for 3 iterations, 360 digits featurized twice, 8 charts
 def test_script_trains_generators_then_reproduces_its_numbers_from_their_checkpoints(tmp_path, capsys):
     script = _load_script()
     first = tmp_path / "trained"

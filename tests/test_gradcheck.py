@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 
 import minigan as mg
+from custom_layers import Scale
 from minigan import testing as mgt
 
 pytestmark = pytest.mark.gradcheck
@@ -22,20 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "custom_layer_gradcheck.py"
 
 
-class Scale(mg.Layer):
-    """y = x * s, one learned scale per feature (the mg.Layer docstring example)."""
-
-    def __init__(self, features: int) -> None:
-        super().__init__()
-        self.add_param("s", np.linspace(0.5, 2.0, features))
-
-    def forward(self, x):
-        self.x = x
-        return x * self.params["s"]
-
-    def backward(self, grad_y):
-        self.grads["s"] += (grad_y * self.x).sum(axis=0)
-        return grad_y * self.params["s"]
 
 
 class WrongParamGrad(Scale):

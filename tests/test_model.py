@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigan as mg
+from custom_layers import Scale
 from minigan import testing as mgt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,20 +218,6 @@ def test_train_eval_and_zero_grad_reach_every_layer():
     assert not any(v.any() for v in model.grads.values())
 
 
-class Scale(mg.Layer):
-    """y = x * s (the docstring example of mg.Layer)."""
-
-    def __init__(self, features: int) -> None:
-        super().__init__()
-        self.add_param("s", np.linspace(0.5, 1.5, features))
-
-    def forward(self, x):
-        self.x = x
-        return x * self.params["s"]
-
-    def backward(self, grad_y):
-        self.grads["s"] += (grad_y * self.x).sum(axis=0)
-        return grad_y * self.params["s"]
 
 
 @pytest.mark.gradcheck
