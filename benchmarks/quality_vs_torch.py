@@ -24,7 +24,7 @@ import minigan as mg
 from minigan.metrics import evaluate_samples
 
 
-def train_torch(iterations: int, batch_size: int, seed: int) -> np.ndarray:
+def train_torch(iterations: int, batch_size: int, seed: int, init: str = "torch"):
     """Train the reference GAN in PyTorch and return its generator."""
     import torch
     from torch import nn
@@ -41,6 +41,11 @@ def train_torch(iterations: int, batch_size: int, seed: int) -> np.ndarray:
     G = nn.Sequential(*g_layers, nn.Linear(1024, 784), nn.Tanh())
     D = nn.Sequential(nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256), nn.LeakyReLU(0.2),
                       nn.Linear(256, 1))
+    if init == "keras":  # glorot-uniform weights and zero biases, as Keras (and minigan) start
+        for layer in (*G, *D):
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
     g_opt = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-7)
     d_opt = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-7)
     images, _ = mg.datasets.load("mnist-5k")
@@ -87,17 +92,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=5000, help="samples scored per generator")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--init", choices=("torch", "keras"), default="torch",
+                        help="PyTorch's default initialisation, or Keras' (glorot-uniform, zero biases) as minigan")
     args = parser.parse_args()
 
     gan = mg.checkpoint.load_gan(args.minigan_run, models_only=True)
     ours = evaluate_samples(gan.sample(args.n, seed=1))
     start = time.perf_counter()
-    G = train_torch(args.iterations, args.batch_size, args.seed)
+    G = train_torch(args.iterations, args.batch_size, args.seed, args.init)
     seconds = time.perf_counter() - start
     theirs = evaluate_samples(torch_samples(G, args.n, seed=1))
 
     print(f"{args.iterations} iterations at batch {args.batch_size}; {args.n} samples each "
-          f"(PyTorch trained in {seconds:.0f} s)")
+          f"(PyTorch, {args.init} init, trained in {seconds:.0f} s)")
     print(f"{'':<18}{'minigan':>12}{'PyTorch':>12}")
     for key in ("classifier_fid", "classes_covered", "mean_confidence"):
         print(f"{key:<18}{ours[key]:>12.3f}{theirs[key]:>12.3f}")
