@@ -1,7 +1,8 @@
 """Detectors of GAN-generated images with the scikit-learn estimator API.
 
 * :class:`BenfordDetector` -- the Benford features of
-  :func:`~minigan.benford.image.image_features` (standardized; NaN or infinite features
+  :func:`~minigan.benford.image.image_features` and, by default, the share of
+  blocks behind each first-digit pmf (standardized; NaN or infinite features
   imputed with the training mean), classified by a small network of minigan's
   own layers.
 * :class:`PixelDetector` -- the article's second method: the same kind of
@@ -31,6 +32,7 @@ from .image import (
     DEFAULT_BASES,
     DEFAULT_QUALITY_FACTORS,
     _check_feature_args,
+    _check_flag,
     _check_value_range,
     check_pixels,
     image_feature_names,
@@ -273,8 +275,11 @@ class BenfordDetector(_NetworkDetector):
 
     Parameters
     ----------
-    quality_factors, bases, n_coefficients :
-        Passed to :func:`~minigan.benford.image.image_features`.
+    quality_factors, bases, n_coefficients, nonzero_shares :
+        Passed to :func:`~minigan.benford.image.image_features`. The share of
+        blocks with a non-zero coefficient is on by default: on 28x28 digits it
+        lifts the true-positive rate at 1% false positives from about 0.93 to
+        0.97 (examples/benford_detection.py).
     value_range : (low, high), optional
         Range of float pixels (default (0, 1); (-1, 1) for tanh outputs).
         uint8 images are always 0..255.
@@ -304,6 +309,7 @@ class BenfordDetector(_NetworkDetector):
         quality_factors: Sequence[int] = DEFAULT_QUALITY_FACTORS,
         bases: Sequence[int] = DEFAULT_BASES,
         n_coefficients: int = 9,
+        nonzero_shares: bool = True,
         value_range: tuple[float, float] | None = None,
         hidden: Sequence[int] = (64, 32),
         dropout: float = 0.2,
@@ -319,12 +325,14 @@ class BenfordDetector(_NetworkDetector):
         self.quality_factors, self.bases, self.n_coefficients = _check_feature_args(
             quality_factors, bases, n_coefficients
         )
+        self.nonzero_shares = _check_flag(nonzero_shares, "nonzero_shares")
 
     @property
     def feature_names(self) -> list[str]:
         """Names of the features, in column order."""
         return image_feature_names(
-            quality_factors=self.quality_factors, bases=self.bases, n_coefficients=self.n_coefficients
+            quality_factors=self.quality_factors, bases=self.bases, n_coefficients=self.n_coefficients,
+            nonzero_shares=self.nonzero_shares,
         )
 
     def _raw_features(self, images: Any) -> np.ndarray:
@@ -334,6 +342,7 @@ class BenfordDetector(_NetworkDetector):
             bases=self.bases,
             n_coefficients=self.n_coefficients,
             value_range=self.value_range,
+            nonzero_shares=self.nonzero_shares,
         )
 
     def _settings(self) -> dict[str, Any]:
@@ -341,6 +350,7 @@ class BenfordDetector(_NetworkDetector):
             "quality_factors": list(self.quality_factors),
             "bases": list(self.bases),
             "n_coefficients": self.n_coefficients,
+            "nonzero_shares": self.nonzero_shares,
         }
 
     @classmethod
@@ -349,6 +359,7 @@ class BenfordDetector(_NetworkDetector):
             "quality_factors": settings["quality_factors"],
             "bases": settings["bases"],
             "n_coefficients": settings["n_coefficients"],
+            "nonzero_shares": bool(settings.get("nonzero_shares", False)),  # absent: a model saved before they existed
         }
 
 
@@ -364,7 +375,11 @@ class PixelDetector(_NetworkDetector):
     value_range : (low, high), optional
         Range of float pixels (default (0, 1)); uint8 images are always 0..255.
     hidden, dropout, epochs, batch_size, lr, seed :
-        As for :class:`BenfordDetector`.
+        As for :class:`BenfordDetector`. The defaults (one hidden layer of 128,
+        20 epochs) generalize better to a generator not seen in training than a
+        deeper, longer-trained network, which learns one generator's quirks:
+        on 28x28 digits, ROC AUC 0.985 against 0.965 for (128, 64) and 50 epochs
+        (examples/benford_detection.py).
 
     Attributes
     ----------
@@ -378,9 +393,9 @@ class PixelDetector(_NetworkDetector):
         self,
         *,
         value_range: tuple[float, float] | None = None,
-        hidden: Sequence[int] = (128, 64),
+        hidden: Sequence[int] = (128,),
         dropout: float = 0.2,
-        epochs: int = 50,
+        epochs: int = 20,
         batch_size: int = 64,
         lr: float = 1e-3,
         seed: int = 0,
