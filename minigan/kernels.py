@@ -163,12 +163,18 @@ def column_sums(x, out, grad_mode):
     for i in range(n):
         for j in range(m):
             acc[j] += x[i, j]
+    _store_grad(acc, out, grad_mode)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _store_grad(value, grad, grad_mode):
+    """``grad = value`` (GRAD_WRITE), ``grad += value`` (GRAD_ADD), or nothing (GRAD_SKIP)."""
     if grad_mode == GRAD_WRITE:
-        for j in range(m):
-            out[j] = acc[j]
-    else:
-        for j in range(m):
-            out[j] += acc[j]
+        for j in range(grad.size):
+            grad[j] = value[j]
+    elif grad_mode == GRAD_ADD:
+        for j in range(grad.size):
+            grad[j] += value[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -263,14 +269,8 @@ def batchnorm_backward_train(grad_y, x_hat, gamma, inv_std, grad_x, grad_gamma, 
             g = grad_y[i, j]
             s1[j] += g
             s2[j] += g * x_hat[i, j]
-    if grad_mode == GRAD_WRITE:
-        for j in range(m):
-            grad_beta[j] = s1[j]
-            grad_gamma[j] = s2[j]
-    elif grad_mode == GRAD_ADD:
-        for j in range(m):
-            grad_beta[j] += s1[j]
-            grad_gamma[j] += s2[j]
+    _store_grad(s1, grad_beta, grad_mode)
+    _store_grad(s2, grad_gamma, grad_mode)
     for j in range(m):
         s1[j] /= n
         s2[j] /= n
@@ -292,14 +292,8 @@ def batchnorm_backward_eval(grad_y, x_hat, gamma, inv_std, grad_x, grad_gamma, g
             s1[j] += g
             s2[j] += g * x_hat[i, j]
             grad_x[i, j] = g * gamma[j] * inv_std[j]
-    if grad_mode == GRAD_WRITE:
-        for j in range(m):
-            grad_beta[j] = s1[j]
-            grad_gamma[j] = s2[j]
-    elif grad_mode == GRAD_ADD:
-        for j in range(m):
-            grad_beta[j] += s1[j]
-            grad_gamma[j] += s2[j]
+    _store_grad(s1, grad_beta, grad_mode)
+    _store_grad(s2, grad_gamma, grad_mode)
 
 
 # ----------------------------------------------------------------------------
