@@ -77,7 +77,6 @@ def _read_toml(path: str) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint
     from .datasets import load
     from .models import build_gan
 

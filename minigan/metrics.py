@@ -495,7 +495,6 @@ def heldout_split(labels: np.ndarray, per_class: int = 50, *, seed: int = 0) -> 
 
 def load_reference_digits() -> tuple[np.ndarray, np.ndarray]:
     """The bundled real digits: uint8 images (5000, 28, 28) and int labels (5000,)."""
-    from minigan import datasets
 
     images, labels = _bundled_digits()
     return images.copy(), labels.copy()
