@@ -26,8 +26,8 @@ class TrainingDiverged(RuntimeError):
 
 
 def _sigmoid_mean(logits: np.ndarray) -> float:
-    z = logits.astype(np.float64)
-    return float(np.mean(np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))))
+    # sigmoid(z) = (1 + tanh(z / 2)) / 2 never overflows.
+    return float(np.mean(0.5 + 0.5 * np.tanh(0.5 * logits.astype(np.float64))))
 
 
 class GAN:

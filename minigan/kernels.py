@@ -45,19 +45,9 @@ GRAD_ADD = 2    # add into it (the public contract of Layer.backward)
 # Activations
 # ----------------------------------------------------------------------------
 @njit(cache=True, error_model="numpy", inline="always")
-def _activate(v, kind, alpha, one):
-    # ``alpha`` and ``one`` carry the array's dtype, so float32 math stays float32.
-    if kind == ACT_RELU or kind == ACT_LEAKY_RELU:
-        return v if v > 0 else v * alpha
-    if kind == ACT_TANH:
-        return np.tanh(v)
-    if kind == ACT_SIGMOID:
-        # Two branches keep exp() from overflowing for large |v|.
-        if v >= 0:
-            return one / (one + np.exp(-v))
-        e = np.exp(v)
-        return e / (one + e)
-    return v
+def _activate(v, alpha):
+    # (Leaky) ReLU; ``alpha`` carries the array's dtype, so float32 math stays float32.
+    return v if v > 0 else v * alpha
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -86,16 +76,19 @@ def activation_backward(grad_y, y, kind, alpha, grad_x):
 
 @njit(cache=True, error_model="numpy")
 def bias_activation_forward(z, b, kind, alpha, y):
-    """Fused ``y[i, j] = act(z[i, j] + b[j])`` (``kind=ACT_IDENTITY`` adds the bias only).
-
-    One sweep over ``z`` instead of two; ``y`` may be ``z``.
-    """
+    """Fused ``y[i, j] = act(z[i, j] + b[j])`` for ``kind`` in ACT_IDENTITY (the bias
+    only), ACT_RELU and ACT_LEAKY_RELU, in one sweep; ``y`` may be ``z``. Tanh and
+    sigmoid go through :func:`bias_activation` (NumPy's SIMD ufuncs)."""
     n, m = z.shape
     a = z.dtype.type(alpha)
-    one = z.dtype.type(1)
-    for i in range(n):
-        for j in range(m):
-            y[i, j] = _activate(z[i, j] + b[j], kind, a, one)
+    if kind == ACT_IDENTITY:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = z[i, j] + b[j]
+    else:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = _activate(z[i, j] + b[j], a)
 
 
 @njit(cache=True, error_model="numpy")
@@ -121,6 +114,9 @@ def bias_activation(z, b, kind, alpha, y):
     64 x 784), so tanh and sigmoid add the bias in a kernel sweep and then use
     NumPy's vectorized ufuncs; every other activation is one fused sweep.
     """
+    if b is None and kind == ACT_TANH:
+        np.tanh(z, out=y)
+        return
     if b is None:
         b = np.zeros(z.shape[1], dtype=z.dtype)
     if kind == ACT_TANH:

@@ -9,6 +9,7 @@ import pytest
 
 from minigan.benford.cli import add_benford_command, add_detect_command
 from minigan.benford.io import read_numbers
+from shared import textured
 
 pytestmark = [pytest.mark.benford, pytest.mark.cli]
 
@@ -117,14 +118,6 @@ def save_pngs(folder, images):
     folder.mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(images):
         Image.fromarray(img).save(folder / f"img_{i:03d}.png")
-
-
-def textured(n: int, size: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
-    img = 128 + 50 * np.sin(xx / 3.0 + phase) * np.cos(yy / 4.0) + rng.normal(0, 8, (n, size, size))
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,11 @@ from minigan.benford import (
 from minigan.benford.image import _dct_matrix, quantization_table
 from minigan.serialization import FileFormatError, save_npz
 
+from shared import textured  # noqa: E402
+
 pytestmark = pytest.mark.benford
 
 FAST = {"quality_factors": (90, 100), "bases": (10, 20), "n_coefficients": 6, "epochs": 30}
-
-
-def textured(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
-    img = 128 + 50 * np.sin(xx / 3.0 + phase) * np.cos(yy / 4.0) + rng.normal(0, 8, (n, size, size))
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def jpeg_like(images: np.ndarray, quality: int) -> np.ndarray:

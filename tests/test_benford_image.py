@@ -19,18 +19,11 @@ from minigan.benford import (
 )
 from minigan.benford.image import IJG_LUMINANCE, _dct_matrix
 
+from shared import textured  # noqa: E402
+
 pytestmark = pytest.mark.benford
 
 SMALL = {"quality_factors": (90, 100), "bases": (10, 20), "n_coefficients": 4}
-
-
-def textured(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
-    """uint8 images with a smooth pattern plus noise (plenty of non-zero AC coefficients)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
-    img = 128 + 50 * np.sin(xx / 3.0 + phase) * np.cos(yy / 4.0) + rng.normal(0, 8, (n, size, size))
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------

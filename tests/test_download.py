@@ -227,13 +227,17 @@ def test_missing_files_without_download_name_the_cache_folder(tmp_path, fake_sou
         ds.load("mnist", cache_dir=tmp_path, download=False)
 
 
+def serve_fake_mnist(server, folder, prefix: str, mode: str = "good") -> None:
+    """Write the fake MNIST files to ``folder`` and serve each under ``prefix`` with ``mode``."""
+    fake_mnist(folder)
+    for path in folder.iterdir():
+        server.routes[f"{prefix}{path.name}"] = (mode, path.read_bytes())
+
+
 def test_download_through_a_mirror_then_reuse_the_cache(server, tmp_path, fake_source):
     arrays, files = fake_mnist(None)
-    blobs_dir = tmp_path / "served"
-    fake_mnist(blobs_dir)
+    serve_fake_mnist(server, tmp_path / "served", "/mirror/")
     fake_source(files)
-    for path in blobs_dir.iterdir():
-        server.routes[f"/mirror/{path.name}"] = ("good", path.read_bytes())
     cache = tmp_path / "cache"
     images, labels = ds.load("mnist", split="test", cache_dir=cache, mirror=server.url + "/mirror")
     assert np.array_equal(images, arrays["test_images"]) and np.array_equal(labels, arrays["test_labels"])
@@ -246,10 +250,7 @@ def test_download_through_a_mirror_then_reuse_the_cache(server, tmp_path, fake_s
 
 def test_mirror_from_environment_and_fallback_between_mirrors(server, tmp_path, fake_source, monkeypatch):
     arrays, files = fake_mnist(None)
-    served = tmp_path / "served"
-    fake_mnist(served)
-    for path in served.iterdir():
-        server.routes[f"/second/{path.name}"] = ("good", path.read_bytes())
+    serve_fake_mnist(server, tmp_path / "served", "/second/")
     # the first mirror answers 404 for everything: the second one is used
     fake_source(files, mirrors=(server.url + "/first/", server.url + "/second/"))
     images, _ = ds.load("mnist", cache_dir=tmp_path / "a")
@@ -265,11 +266,8 @@ def test_mirror_from_environment_and_fallback_between_mirrors(server, tmp_path, 
 
 def test_failed_dataset_download_leaves_the_cache_clean(server, tmp_path, fake_source):
     _, files = fake_mnist(None)
-    served = tmp_path / "served"
-    fake_mnist(served)
+    serve_fake_mnist(server, tmp_path / "served", "/m/", "corrupt")
     fake_source(files)
-    for path in served.iterdir():
-        server.routes[f"/m/{path.name}"] = ("corrupt", path.read_bytes())
     cache = tmp_path / "cache"
     with pytest.raises(dl.DownloadError, match="wrong checksum") as info:
         ds.load("mnist", cache_dir=cache, mirror=server.url + "/m/")

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 
 import minigan as mg
-from custom_layers import Scale
+from shared import Scale
 from minigan import testing as mgt
 
 pytestmark = pytest.mark.gradcheck

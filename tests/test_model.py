@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigan as mg
-from custom_layers import Scale
+from shared import Scale
 from minigan import testing as mgt
 
 ROOT = Path(__file__).resolve().parents[1]
