@@ -82,7 +82,9 @@ def _implementations(torch: Any) -> dict[str, Any]:
     D = mg.models.reference_discriminator(rng=np.random.default_rng(2))
     g_params = [p.value.copy() for p in G.parameters()]
     d_params = [p.value.copy() for p in D.parameters()]
-    impls = {"minigan": mg.GAN(G, D, latent_dim=100, seed=0), "numpy": NumpyGAN(g_params, d_params, seed=0)}
+    # ema_decay=None: the iteration PyTorch and NumPy run; the average is timed apart (_ema_update).
+    impls = {"minigan": mg.GAN(G, D, latent_dim=100, seed=0, ema_decay=None),
+             "numpy": NumpyGAN(g_params, d_params, seed=0)}
     if torch is not None:
         from torch_gan import TorchGAN
 
@@ -178,6 +180,17 @@ def _adam_contenders(torch: Any) -> tuple[dict[str, Callable[[], Any]], int]:
     return contenders, n_params
 
 
+def _ema_update() -> Callable[[], None]:
+    """The per-step update of the generator's moving average that GAN keeps by default."""
+    import minigan as mg
+
+    G = mg.models.reference_generator(rng=np.random.default_rng(1))
+    D = mg.models.reference_discriminator(rng=np.random.default_rng(2))
+    gan = mg.GAN(G, D, latent_dim=100, seed=0)  # default ema_decay=0.999
+    gan.iteration = 10_003  # past the warm-up, and an iteration that updates (every EMA_EVERY-th)
+    return gan._update_ema
+
+
 def _interleave(contenders: dict[str, Callable[[], Any]], settings: dict[str, Any]) -> dict[str, Any]:
     # A call longer than the block target makes a block by itself (keeps loaded machines' runs bounded).
     calls = {name: common.calls_per_block(fn, settings["block_seconds"], minimum=1) for name, fn in contenders.items()}
@@ -226,6 +239,8 @@ def worker(threads: int, batches: list[int], settings: dict[str, Any]) -> dict[s
     for name in adam:
         row[name]["ms_per_million_params"] = row[name]["median_ms"] / (n_params / 1e6)
     result["adam"] = row
+    _log(f"[{threads} thread(s)] generator average ...")
+    result["ema"] = _interleave({"minigan": _ema_update()}, settings)["minigan"]
     result["load_after"] = os.getloadavg()[0]
     return result
 
@@ -376,6 +391,16 @@ def adam_table(per_threads: list[dict[str, Any]]) -> str:
             f"{_fmt(row.get('torch', {}).get('ms_per_million_params'), '8.3f'):>8} | "
             f"{_fmt(row.get('minigan/torch'), '8.2f'):>8} {row['minigan/numpy']:8.2f}"
         )
+    from minigan.gan import EMA_EVERY
+
+    for result in per_threads:
+        if "ema" in result:
+            step = result["batches"].get("64", {}).get("minigan", {}).get("median_ms")
+            per_step = result["ema"]["median_ms"] / EMA_EVERY
+            share = f" = {per_step / step:.1%} of the step at batch 64" if step else ""
+            lines.append(f"{result['threads']} thread(s): the generator average (GAN's default ema_decay=0.999, not in "
+                         f"the table above) takes {result['ema']['median_ms']:.3f} ms every {EMA_EVERY}th step, "
+                         f"{per_step:.3f} ms per step{share}")
     return "\n".join(lines)
 
 

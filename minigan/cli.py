@@ -28,6 +28,8 @@ TRAIN_OPTIONS = {
     "beta1": (float, 0.5, "Adam beta1 (default 0.5)"),
     "label_smoothing": (float, 0.0, "one-sided label smoothing of real targets, e.g. 0.1 (default 0)"),
     "d_steps": (int, 1, "discriminator updates per generator update (default 1)"),
+    "ema_decay": (float, 0.999, "samples come from a moving average of G's weights with this decay "
+                                "(default 0.999; 0 turns it off)"),
     "seed": (int, 0, "random seed: same seed, same machine -> identical weights (default 0)"),
     "sample_every": (int, 500, "write a sample grid every N iterations (default 500)"),
     "checkpoint_every": (int, 1000, "write a checkpoint every N iterations (default 1000)"),

@@ -473,6 +473,16 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
 
 
 @njit(cache=True, error_model="numpy")
+def ema_update(average, value, decay):
+    """``average = decay * average + (1 - decay) * value`` over flat arrays (a moving
+    average of weights, one sweep)."""
+    d = average.dtype.type(decay)
+    one_d = average.dtype.type(1.0 - decay)
+    for k in range(average.size):
+        average[k] = d * average[k] + one_d * value[k]
+
+
+@njit(cache=True, error_model="numpy")
 def clip_inplace(x, limit):
     """Clamp every entry of the flat array ``x`` to ``[-limit, limit]`` (WGAN weight clipping)."""
     lim = x.dtype.type(limit)

@@ -53,6 +53,9 @@ class Layer:
     #: True for layers whose forward/backward validate their own inputs and provide
     #: the unchecked ``_forward``/``_backward`` fast path used by Sequential.
     _has_fast_path = False
+    #: True for built-in layers that treat every row of a batch on its own (no batch
+    #: statistics), so one pass over stacked batches equals separate passes.
+    _rows_independent = False
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
@@ -183,6 +186,7 @@ class Dense(Layer):
     """
 
     _has_fast_path = True
+    _rows_independent = True
 
     def __init__(
         self,
@@ -267,6 +271,7 @@ class Activation(Layer):
     """
 
     _has_fast_path = True
+    _rows_independent = True
     kind = K.ACT_IDENTITY
 
     def __init__(self) -> None:
@@ -443,6 +448,7 @@ class Dropout(Layer):
     """
 
     _has_fast_path = True
+    _rows_independent = True
 
     def __init__(self, rate: float, *, rng: Any = None) -> None:
         super().__init__()

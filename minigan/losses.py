@@ -48,6 +48,11 @@ class Loss:
     def forward(self, pred: np.ndarray, target: Any) -> float:
         """Mean loss over every entry of ``pred`` (N,) or (N, 1); keeps dL/dpred for :meth:`backward`."""
         pred, target = self._prepare(pred, target)
+        return self._forward(pred, target)
+
+    def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        """:meth:`forward` without the checks: ``target`` is an array of ``pred``'s shape
+        and dtype (the GAN loop's fast path, which builds its targets once)."""
         grad = np.empty_like(pred)
         total = self._evaluate(pred, target, grad)
         self._grad = grad

@@ -213,6 +213,12 @@ class Sequential(Layer):
         self._output = x
         return x
 
+    def _all_rows_independent(self) -> bool:
+        """True when every layer is a built-in one that treats the rows of a batch
+        independently (no BatchNorm, no custom layer): then one pass over stacked
+        batches computes exactly what separate passes would."""
+        return all(_is_builtin(layer) and layer._rows_independent for layer in self.layers)
+
     def _run_custom(self, index: int, layer: Layer, x: np.ndarray) -> np.ndarray:
         """A user's layer: call its public forward and check what it returns, because the
         compiled kernels after it trust their inputs' shapes (no bounds checks)."""

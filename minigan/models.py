@@ -145,6 +145,7 @@ GAN_DEFAULTS: dict[str, Any] = {
     "g_hidden": [256, 512, 1024],
     "d_hidden": [512, 256],
     "d_dropout": 0.0,
+    "ema_decay": 0.999,
 }
 
 
@@ -175,4 +176,5 @@ def build_gan(settings: dict[str, Any] | None = None) -> Any:
     g_opt = Adam(G.parameters(), lr=lr, beta1=s["beta1"], beta2=s["beta2"])
     d_opt = Adam(D.parameters(), lr=lr, beta1=s["beta1"], beta2=s["beta2"])
     return GAN(G, D, latent_dim=s["latent_dim"], loss=s["loss"], g_optimizer=g_opt, d_optimizer=d_opt,
-               d_steps=s["d_steps"], label_smoothing=s["label_smoothing"], seed=seed, image_shape=shape)
+               d_steps=s["d_steps"], label_smoothing=s["label_smoothing"], seed=seed, ema_decay=s["ema_decay"],
+               image_shape=shape)

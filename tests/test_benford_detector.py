@@ -250,3 +250,30 @@ def test_benford_detector_without_nonzero_shares_round_trips(tmp_path, data):
     np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
     with pytest.raises(TypeError, match="nonzero_shares"):
         BenfordDetector(nonzero_shares=1)
+
+
+def test_pixel_detector_intensity_mapping_and_round_trip(tmp_path):
+    x = np.r_[textured(20, 8, seed=1), textured(20, 8, seed=2) // 2 + 1].astype(np.uint8)
+    y = np.r_[np.zeros(20, dtype=np.int64), np.ones(20, dtype=np.int64)]
+    levels = np.array([[[0, 1, 15, 255]]], dtype=np.uint8)
+    log = PixelDetector(nonzero_mask=False)._raw_features(levels)[0]
+    # log(1 + level) / log(256): one 8-bit level above black already reaches 1/8 of the scale
+    np.testing.assert_allclose(log, np.log1p([0, 1, 15, 255]) / np.log(256), rtol=1e-12)
+    assert log[1] == pytest.approx(0.125)
+    linear = PixelDetector(intensity="linear", nonzero_mask=False)._raw_features(levels)[0]
+    np.testing.assert_allclose(linear, np.array([0, 1, 15, 255]) / 255, rtol=1e-12)
+    both = PixelDetector()._raw_features(levels)[0]  # the default: log pixels, then the above-black mask
+    np.testing.assert_array_equal(both, np.r_[log, 0.0, 1.0, 1.0, 1.0])
+    # float pixels in [-1, 1]: -1 is black
+    signed = PixelDetector(value_range=(-1, 1))._raw_features(levels / 127.5 - 1)[0]
+    np.testing.assert_allclose(signed, both, atol=1e-12)
+    for intensity, mask in (("log", True), ("linear", False)):
+        model = PixelDetector(intensity=intensity, nonzero_mask=mask, epochs=2, seed=0).fit(x, y)
+        model.save(tmp_path / f"{intensity}.npz")
+        loaded = load_detector(tmp_path / f"{intensity}.npz")
+        assert (loaded.intensity, loaded.nonzero_mask) == (intensity, mask)
+        np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+    with pytest.raises(ValueError, match="intensity"):
+        PixelDetector(intensity="sqrt")
+    with pytest.raises(TypeError, match="nonzero_mask"):
+        PixelDetector(nonzero_mask="yes")

@@ -16,7 +16,7 @@ import pytest
 
 import minigan as mg
 from minigan.checkpoint import load_checkpoint
-from minigan.gan import TrainingDiverged
+from minigan.gan import EMA_EVERY, TrainingDiverged
 from minigan.losses import MSE, BCEWithLogits
 from minigan.models import mlp_discriminator, mlp_generator
 from minigan.optim import Adam
@@ -128,9 +128,12 @@ def instrument(gan: mg.GAN) -> list:
     return events
 
 
+@pytest.mark.parametrize("stacked", [True, False], ids=["one-D-pass", "two-D-passes"])
 @pytest.mark.parametrize("loss, smoothing", [("bce", 0.0), ("bce", 0.1), ("lsgan", 0.2)])
-def test_train_step_matches_an_independent_recomputation(loss, smoothing):
+def test_train_step_matches_an_independent_recomputation(loss, smoothing, stacked):
     gan = make_gan(loss=loss, label_smoothing=smoothing)
+    assert gan._stack_d_batches  # a D without batch statistics takes real and fake rows in one pass ...
+    gan._stack_d_batches = stacked  # ... which must compute what two passes do
     data = make_data(32)
     gan.train_step(data[:16])  # move away from the initial state (Adam moments, BN statistics)
     expected = replica_step(gan, data[16:], loss, smoothing)
@@ -155,6 +158,73 @@ def test_train_step_matches_an_independent_recomputation(loss, smoothing):
         np.testing.assert_allclose(gan.discriminator.state_dict()[name], value, rtol=1e-5, atol=1e-7)
     for name, value in expected["G"].items():
         np.testing.assert_allclose(gan.generator.state_dict()[name], value, rtol=1e-5, atol=1e-7)
+
+
+def test_real_and_fake_batches_stay_apart_when_d_has_batch_statistics():
+    from tests.shared import Scale
+
+    plain = mg.Sequential([mg.Dense(64, 8, rng=0), mg.LeakyReLU(), mg.Dropout(0.2, rng=0), mg.Dense(8, 1, rng=1)])
+    assert plain._all_rows_independent()
+    with_bn = mg.Sequential([mg.Dense(64, 8, rng=0), mg.BatchNorm(8), mg.LeakyReLU(), mg.Dense(8, 1, rng=1)])
+    custom = mg.Sequential([mg.Dense(64, 8, rng=0), Scale(8).astype(np.float32), mg.Dense(8, 1, rng=1)])
+    for D in (with_bn, custom):
+        assert not D._all_rows_independent()
+        gan = mg.GAN(make_gan().generator, D, latent_dim=LATENT, seed=0)
+        assert not gan._stack_d_batches
+        seen = []
+        original = D._forward
+        D._forward = lambda x, original=original: seen.append(x.shape[0]) or original(x)
+        gan.train_step(make_data(6))
+        assert seen == [6, 6, 6]  # real, fake, then the G step: never one stacked batch of 12
+
+
+def test_generator_ema_follows_the_documented_average():
+    gan = make_gan(seed=3)
+    data = make_data(32)
+    average = {k: v.astype(np.float64) for k, v in gan.generator.params.items()}
+    assert all(np.array_equal(gan.generator_ema.params[k], v) for k, v in gan.generator.params.items())
+    for t in range(1, 9):
+        gan.train_step(data[4 * t - 4: 4 * t])
+        if t % EMA_EVERY == 0:  # TensorFlow's warm-up, then the decay itself; per iteration
+            decay = min(0.999, (1 + t) / (10 + t)) ** EMA_EVERY
+            for k, live in gan.generator.params.items():
+                average[k] = decay * average[k] + (1 - decay) * live
+        elif t < EMA_EVERY:
+            assert all(np.array_equal(gan.generator_ema.params[k], v) for k, v in average.items())
+    for k, value in average.items():
+        np.testing.assert_allclose(gan.generator_ema.params[k], value, rtol=1e-5, atol=1e-7, err_msg=k)
+        assert not np.array_equal(gan.generator_ema.params[k], gan.generator.params[k]), k
+    for k, value in gan.generator.buffers.items():  # BatchNorm statistics are the live ones
+        assert np.array_equal(gan.generator_ema.buffers[k], value), k
+    assert not gan.generator_ema.training
+    # sample() uses the average unless told otherwise
+    noise = np.random.default_rng(0).standard_normal((5, LATENT)).astype(np.float32)
+    gan.generator_ema.eval()
+    expected = gan.generator_ema.forward(noise).reshape(5, *SHAPE)
+    assert np.array_equal(gan.sample(5, noise=noise), expected)
+    live = gan.sample(5, noise=noise, ema=False)
+    gan.generator.eval()
+    assert np.array_equal(live, gan.generator.forward(noise).reshape(5, *SHAPE))
+    assert not np.array_equal(live, expected)
+    with pytest.raises(TypeError, match="ema must be True or False"):
+        gan.sample(2, ema="yes")
+
+
+def test_ema_can_be_turned_off_and_checkpoints_without_it_load():
+    plain = make_gan(seed=3, ema_decay=None)
+    assert plain.generator_ema is None and make_gan(ema_decay=0).generator_ema is None
+    for _ in range(EMA_EVERY):
+        plain.train_step(make_data(8))
+    assert not any(k.startswith("G_ema/") for k in full_state(plain))
+    assert np.array_equal(plain.sample(3, seed=1), plain.sample(3, seed=1, ema=False))
+    # a checkpoint without an average starts the average from its generator
+    averaged = make_gan(seed=5)
+    averaged.load_state(*plain.state())
+    for k, value in plain.generator.params.items():
+        assert np.array_equal(averaged.generator_ema.params[k], value)
+    for bad in (1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="ema_decay"):
+            make_gan(ema_decay=bad)
 
 
 def test_label_smoothing_changes_only_the_real_target():
@@ -420,6 +490,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, setup):
     assert resumed.iteration == straight.iteration == 2 * n
     state_r, state_s = full_state(resumed), full_state(straight)
     assert any(k.endswith("running_mean") for k in state_r)  # BN buffers are compared too
+    assert any(k.startswith("G_ema/") for k in state_r)  # and the generator's moving average
     assert_states_equal(state_r, state_s)
     assert resumed.rng.bit_generator.state == straight.rng.bit_generator.state
     assert np.array_equal(resumed.sample(5, seed=0), straight.sample(5, seed=0))
