@@ -92,9 +92,9 @@ def get_gan(path: str | None, which: str, out: Path, iterations: int, real: np.n
     return gan, str(run)
 
 
-def publish_and_read_back(gan: Any, n: int, seed: int, folder: Path) -> np.ndarray:
+def publish_and_read_back(gan: Any, n: int, seed: int, folder: Path, ema: bool = True) -> np.ndarray:
     """Generate ``n`` digits, save each as an 8-bit PNG, read them back: uint8 (n, 28, 28)."""
-    pixels = mg.datasets.from_tanh_range(gan.sample(n, seed=seed))
+    pixels = mg.datasets.from_tanh_range(gan.sample(n, seed=seed, ema=ema))
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{i:05d}.png" for i in range(n)]
     for path, image in zip(paths, pixels):
@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling, splits and detectors (default 0)")
     parser.add_argument("--iterations", type=int, default=10000,
                         help="training iterations of a GAN that is not given (default 10000)")
+    parser.add_argument("--no-ema", dest="ema", action="store_false",
+                        help="sample the generators' last weights instead of their moving averages (the default)")
     args = parser.parse_args(argv)
     if args.n < 4:
         parser.error(f"--n must be at least 4 (two per half and class), got {args.n}")
@@ -270,15 +272,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     gan_a, source_a = get_gan(args.checkpoint, "a", out, args.iterations, digits)
     gan_b, source_b = get_gan(args.unseen, "b", out, args.iterations, digits)
     _log(f"generators: RUN_A = {source_a}, RUN_B = {source_b}", start)
-    fake_a = publish_and_read_back(gan_a, args.n, int(seeds[1]), out / "fakes_a")
-    fake_b = publish_and_read_back(gan_b, args.n, int(seeds[2]), out / "fakes_b")
+    fake_a = publish_and_read_back(gan_a, args.n, int(seeds[1]), out / "fakes_a", args.ema)
+    fake_b = publish_and_read_back(gan_b, args.n, int(seeds[2]), out / "fakes_b", args.ema)
     _log(f"{args.n} digits per generator saved as PNG and read back; {len(real)} real digits", start)
 
     chart = benford_chart(real, fake_a, out / "benford_chart.png")
     results = evaluate(real, fake_a, fake_b, args.seed, out, start)
     report = {
         "command": {"checkpoint": source_a, "unseen": source_b, "n": args.n, "seed": args.seed,
-                    "iterations_if_trained": args.iterations},
+                    "iterations_if_trained": args.iterations, "ema": args.ema},
         "jpeg_quality": JPEG_QUALITY,
         "benford_chart": chart,
         **results,
@@ -287,7 +289,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = table(results)
     atomic_write_text(out / "results.json", json.dumps(report, indent=2, default=float) + "\n")
     atomic_write_text(out / "results.md", f"# Benford and pixel detectors: RUN_A = {source_a}, "
-                                          f"unseen RUN_B = {source_b}, n = {args.n}, seed = {args.seed}\n\n"
+                                          f"unseen RUN_B = {source_b}, n = {args.n}, seed = {args.seed}, "
+                                          f"{'averaged' if args.ema else 'last'} generator weights\n\n"
                                           + text + "\n")
     print(text)
     _log(f"results in {out}", start)

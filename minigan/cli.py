@@ -136,6 +136,8 @@ def _add_sample(sub: Any) -> None:
     p.add_argument("--n", type=int, default=64, help="how many images (default 64)")
     p.add_argument("--seed", type=int, default=None, help="noise seed (default: fresh)")
     p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npy (n, height, width) float32")
+    p.add_argument("--no-ema", dest="ema", action="store_false",
+                   help="use the last generator weights, not their moving average (the default when the run kept one)")
     p.set_defaults(func=cmd_sample)
 
 
@@ -149,7 +151,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(f"error: --out must end in .png or .npy, got {out.name}", file=sys.stderr)
         return 2
     gan = load_gan(args.checkpoint, models_only=True)
-    images = gan.sample(args.n, seed=args.seed).astype(np.float32)
+    images = gan.sample(args.n, seed=args.seed, ema=args.ema).astype(np.float32)
     if out.suffix.lower() == ".npy":
         from .serialization import atomic_file
 
@@ -171,6 +173,8 @@ def _add_evaluate(sub: Any) -> None:
     p.add_argument("--n", type=int, default=5000, help="samples to score (default 5000)")
     p.add_argument("--seed", type=int, default=1, help="noise seed (default 1)")
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    p.add_argument("--no-ema", dest="ema", action="store_false",
+                   help="use the last generator weights, not their moving average (the default when the run kept one)")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -183,8 +187,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if gan.image_shape != (28, 28):
         print(f"error: evaluate scores 28x28 digits; this run makes {gan.image_shape} images", file=sys.stderr)
         return 2
-    result = evaluate_samples(gan.sample(args.n, seed=args.seed))
-    print(f"run: {args.checkpoint} (iteration {gan.iteration}), {args.n} samples, seed {args.seed}")
+    result = evaluate_samples(gan.sample(args.n, seed=args.seed, ema=args.ema))
+    weights = "the moving average of G's weights" if args.ema and gan.generator_ema is not None else "G's last weights"
+    print(f"run: {args.checkpoint} (iteration {gan.iteration}), {args.n} samples, seed {args.seed}, {weights}")
     rows = [
         ("classifier FID", f"{result['classifier_fid']:.2f}",
          f"(real vs real {result['fid_real_vs_real']:.2f}, noise {result['fid_noise']:.1f})"),

@@ -423,9 +423,7 @@ class PixelDetector(_NetworkDetector):
             value_range=value_range,
         )
         self.intensity = check_choice(intensity, "intensity", PIXEL_INTENSITIES)
-        if not isinstance(nonzero_mask, (bool, np.bool_)):
-            raise TypeError(f"nonzero_mask must be True or False, got {describe(nonzero_mask)}")
-        self.nonzero_mask = bool(nonzero_mask)
+        self.nonzero_mask = _check_flag(nonzero_mask, "nonzero_mask")
         self.image_shape_ = None if image_shape is None else tuple(int(s) for s in image_shape)
 
     def _raw_features(self, images: Any) -> np.ndarray:
