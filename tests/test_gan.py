@@ -161,7 +161,7 @@ def test_train_step_matches_an_independent_recomputation(loss, smoothing, stacke
 
 
 def test_real_and_fake_batches_stay_apart_when_d_has_batch_statistics():
-    from tests.shared import Scale
+    from shared import Scale
 
     plain = mg.Sequential([mg.Dense(64, 8, rng=0), mg.LeakyReLU(), mg.Dropout(0.2, rng=0), mg.Dense(8, 1, rng=1)])
     assert plain._all_rows_independent()
