@@ -119,7 +119,8 @@ def test_benford_detector_separates_held_out_images(benford_model, data):
     assert benford_model.score(xt, yt) > 0.85
     assert set(np.unique(benford_model.predict(xt))) <= {0, 1}
     assert benford_model.loss_history_[-1] < benford_model.loss_history_[0]
-    assert len(benford_model.feature_names) == benford_model.mean_.size == 2 * 2 * 6 * 3 + 2 * 6  # + non-zero shares
+    # divergences, then quantized and unquantized non-zero shares
+    assert len(benford_model.feature_names) == benford_model.mean_.size == 2 * 2 * 6 * 3 + 2 * 6 + 6
 
 
 def test_training_is_deterministic(data, benford_model):
@@ -173,7 +174,7 @@ def test_nan_features_are_imputed_with_the_training_mean(benford_model, data):
     z = benford_model.transform(constant)
     names = benford_model.feature_names
     divergence = np.array([not n.endswith("_nonzero") for n in names])
-    assert z.shape == (2, len(names)) and divergence.sum() == 2 * 2 * 6 * 3 and (~divergence).sum() == 2 * 6
+    assert z.shape == (2, len(names)) and divergence.sum() == 2 * 2 * 6 * 3 and (~divergence).sum() == 2 * 6 + 6
     np.testing.assert_array_equal(z[:, divergence], 0.0)
     assert np.isfinite(z).all()
     proba = benford_model.predict_proba(np.r_[xt[:3], constant])
@@ -240,16 +241,18 @@ def test_roc_and_benford_charts(tmp_path):
         plot_benford(np.ones(9), tmp_path / "x.png")
 
 
-def test_benford_detector_without_nonzero_shares_round_trips(tmp_path, data):
+@pytest.mark.parametrize("quantized, unquantized, extra", [(False, False, 0), (False, True, 6), (True, False, 12)])
+def test_benford_detector_share_options_round_trip(tmp_path, data, quantized, unquantized, extra):
     x, y, xt, _ = data
-    model = BenfordDetector(seed=5, nonzero_shares=False, **FAST).fit(x, y)
-    assert model.mean_.size == len(model.feature_names) == 2 * 2 * 6 * 3
+    model = BenfordDetector(seed=5, nonzero_shares=quantized, unquantized_shares=unquantized, **FAST).fit(x, y)
+    assert model.mean_.size == len(model.feature_names) == 2 * 2 * 6 * 3 + extra
     model.save(tmp_path / "plain.npz")
     loaded = load_detector(tmp_path / "plain.npz")
-    assert loaded.nonzero_shares is False
+    assert (loaded.nonzero_shares, loaded.unquantized_shares) == (quantized, unquantized)
     np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
-    with pytest.raises(TypeError, match="nonzero_shares"):
-        BenfordDetector(nonzero_shares=1)
+    for name in ("nonzero_shares", "unquantized_shares"):
+        with pytest.raises(TypeError, match=name):
+            BenfordDetector(**{name: 1})
 
 
 def test_pixel_detector_intensity_mapping_and_round_trip(tmp_path):

@@ -272,3 +272,28 @@ def test_nonzero_shares_count_the_blocks_behind_each_pmf():
     assert f[0, 27:].max() <= 10 / 15 and (f[1, 27:] == 0).all()  # 5 of 15 blocks are flat
     with pytest.raises(TypeError, match="nonzero_shares"):
         image_features(images, nonzero_shares="yes")
+
+
+def test_unquantized_shares_see_residue_that_quantization_rounds_away():
+    from minigan.benford import quantized_dct
+
+    black = np.zeros((2, 16, 16), dtype=np.uint8)
+    black[1, 2, 3] = 1  # one 8-bit level of residue in one of the four blocks of image 1
+    names = image_feature_names(quality_factors=(100,), bases=(10,), nonzero_shares=True, unquantized_shares=True)
+    assert names[27:36] == [f"qf100_c{c}_nonzero" for c in range(1, 10)] and names[36] == "raw_c1_nonzero"
+    f = image_features(black, quality_factors=(100,), bases=(10,), nonzero_shares=True, unquantized_shares=True)
+    assert f.shape == (2, 27 + 9 + 9)
+    q, _ = quantized_dct(black, quality_factor=100)
+    assert (q == 0).all() and (f[:, 27:36] == 0).all()  # even QF 100 rounds the residue away
+    assert (f[0, 36:] == 0).all()  # flat blocks have no digits at all
+    np.testing.assert_array_equal(f[1, 36:], np.full(9, 0.25))  # the residue block: every AC coefficient
+    # the shares are appended: the other columns do not change
+    np.testing.assert_array_equal(
+        f[:, :36], image_features(black, quality_factors=(100,), bases=(10,), nonzero_shares=True)
+    )
+    # the same image as floats in [-1, 1] (a tanh output) gives the same shares
+    as_float = black.astype(np.float64) / 127.5 - 1
+    g = image_features(as_float, quality_factors=(100,), bases=(10,), unquantized_shares=True, value_range=(-1, 1))
+    np.testing.assert_array_equal(g[:, 27:], f[:, 36:])
+    with pytest.raises(TypeError, match="unquantized_shares"):
+        image_features(black, unquantized_shares=1)

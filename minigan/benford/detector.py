@@ -275,11 +275,13 @@ class BenfordDetector(_NetworkDetector):
 
     Parameters
     ----------
-    quality_factors, bases, n_coefficients, nonzero_shares :
-        Passed to :func:`~minigan.benford.image.image_features`. The share of
-        blocks with a non-zero coefficient is on by default: on 28x28 digits it
-        lifts the true-positive rate at 1% false positives from about 0.93 to
-        0.97 (examples/benford_detection.py).
+    quality_factors, bases, n_coefficients, nonzero_shares, unquantized_shares :
+        Passed to :func:`~minigan.benford.image.image_features`. Both shares of
+        blocks with a non-zero coefficient are on by default. On 28x28 digits the
+        quantized shares lifted the true-positive rate at 1% false positives from
+        about 0.93 to 0.97; against a generator whose weights are averaged (smoother
+        digits) the unquantized shares lifted it from 0.92 to 0.99 and the ROC AUC
+        on unseen generators from 0.98 to 0.995 (examples/benford_detection.py).
     value_range : (low, high), optional
         Range of float pixels (default (0, 1); (-1, 1) for tanh outputs).
         uint8 images are always 0..255.
@@ -310,6 +312,7 @@ class BenfordDetector(_NetworkDetector):
         bases: Sequence[int] = DEFAULT_BASES,
         n_coefficients: int = 9,
         nonzero_shares: bool = True,
+        unquantized_shares: bool = True,
         value_range: tuple[float, float] | None = None,
         hidden: Sequence[int] = (64, 32),
         dropout: float = 0.2,
@@ -326,13 +329,14 @@ class BenfordDetector(_NetworkDetector):
             quality_factors, bases, n_coefficients
         )
         self.nonzero_shares = _check_flag(nonzero_shares, "nonzero_shares")
+        self.unquantized_shares = _check_flag(unquantized_shares, "unquantized_shares")
 
     @property
     def feature_names(self) -> list[str]:
         """Names of the features, in column order."""
         return image_feature_names(
             quality_factors=self.quality_factors, bases=self.bases, n_coefficients=self.n_coefficients,
-            nonzero_shares=self.nonzero_shares,
+            nonzero_shares=self.nonzero_shares, unquantized_shares=self.unquantized_shares,
         )
 
     def _raw_features(self, images: Any) -> np.ndarray:
@@ -343,6 +347,7 @@ class BenfordDetector(_NetworkDetector):
             n_coefficients=self.n_coefficients,
             value_range=self.value_range,
             nonzero_shares=self.nonzero_shares,
+            unquantized_shares=self.unquantized_shares,
         )
 
     def _settings(self) -> dict[str, Any]:
@@ -351,6 +356,7 @@ class BenfordDetector(_NetworkDetector):
             "bases": list(self.bases),
             "n_coefficients": self.n_coefficients,
             "nonzero_shares": self.nonzero_shares,
+            "unquantized_shares": self.unquantized_shares,
         }
 
     @classmethod
@@ -359,7 +365,9 @@ class BenfordDetector(_NetworkDetector):
             "quality_factors": settings["quality_factors"],
             "bases": settings["bases"],
             "n_coefficients": settings["n_coefficients"],
-            "nonzero_shares": bool(settings.get("nonzero_shares", False)),  # absent: a model saved before they existed
+            # absent: a model saved before they existed
+            "nonzero_shares": bool(settings.get("nonzero_shares", False)),
+            "unquantized_shares": bool(settings.get("unquantized_shares", False)),
         }
 
 

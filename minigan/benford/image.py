@@ -64,6 +64,12 @@ IJG_LUMINANCE = np.array(
 )
 
 
+#: DCT coefficients (in 0..255 luma units) at most this large count as zero for
+#: ``unquantized_shares``: the rounding error of a flat block is ~1e-13, the smallest
+#: coefficient of an 8-bit block that is not flat ~1e-2.
+FLAT_BLOCK_TOL = 1e-6
+
+
 def quantization_table(quality: int) -> np.ndarray:
     """The IJG luminance table scaled to a JPEG quality factor, shape (8, 8), int64.
 
@@ -310,17 +316,21 @@ def image_feature_names(
     bases: Sequence[int] = DEFAULT_BASES,
     n_coefficients: int = 9,
     nonzero_shares: bool = False,
+    unquantized_shares: bool = False,
 ) -> list[str]:
     """Names of the columns of :func:`image_features`, e.g. ``"qf80_b10_c1_kl"``.
 
     Order: quality factor, then base, then coefficient (1 = first AC in zig-zag
     order), then divergence (kl, renyi, tsallis); with ``nonzero_shares``, then
-    ``"qf80_c1_nonzero"`` ... by quality factor, then coefficient.
+    ``"qf80_c1_nonzero"`` ... by quality factor, then coefficient; with
+    ``unquantized_shares``, then ``"raw_c1_nonzero"`` ... by coefficient.
     """
     qfs, bs, nc = _check_feature_args(quality_factors, bases, n_coefficients)
     names = [f"qf{q}_b{b}_c{c + 1}_{d}" for q in qfs for b in bs for c in range(nc) for d in DIVERGENCES]
     if _check_flag(nonzero_shares, "nonzero_shares"):
         names += [f"qf{q}_c{c + 1}_nonzero" for q in qfs for c in range(nc)]
+    if _check_flag(unquantized_shares, "unquantized_shares"):
+        names += [f"raw_c{c + 1}_nonzero" for c in range(nc)]
     return names
 
 
@@ -416,6 +426,7 @@ def image_features(
     n_coefficients: int = 9,
     value_range: tuple[float, float] | None = None,
     nonzero_shares: bool = False,
+    unquantized_shares: bool = False,
 ) -> np.ndarray:
     """Benford features of images (the ICPR 2020 recipe; see the module docstring).
 
@@ -440,13 +451,21 @@ def image_features(
         values each first-digit pmf is made of, which the pmf itself forgets.
         Not part of the ICPR 2020 recipe; on small images (a 28x28 digit has 16
         blocks) it carries much of the evidence.
+    unquantized_shares : bool
+        Also return, for each coefficient, the share of blocks in which the DCT
+        coefficient *before* quantization is non-zero (beyond ``FLAT_BLOCK_TOL``,
+        the rounding error of a flat block): how many values have a first digit at
+        all. A perfectly flat block (an exact-black background) has none; a
+        generator's faint background residue, which quantization rounds away,
+        gives every block digits.
 
     Returns
     -------
     ndarray of float64, shape (n_images, n_features)
         ``n_features = len(quality_factors) * len(bases) * n_coefficients * 3``,
-        plus ``len(quality_factors) * n_coefficients`` with ``nonzero_shares``;
-        columns named by :func:`image_feature_names`. NaN where a coefficient has
+        plus ``len(quality_factors) * n_coefficients`` with ``nonzero_shares``
+        and ``n_coefficients`` with ``unquantized_shares``; columns named by
+        :func:`image_feature_names`. NaN where a coefficient has
         no non-zero value in an image (every divergence of a constant image) or
         the fit failed; the shares are never NaN.
 
@@ -460,6 +479,7 @@ def image_features(
     """
     qfs, bs, n_coef = _check_feature_args(quality_factors, bases, n_coefficients)
     with_shares = _check_flag(nonzero_shares, "nonzero_shares")
+    with_raw_shares = _check_flag(unquantized_shares, "unquantized_shares")
     positions = zigzag_order(n_coef + 1)[1:]
     basis = _dct_basis(positions)
     tables = np.stack([quantization_table(q).ravel()[positions] for q in qfs]).astype(np.float64)
@@ -477,9 +497,13 @@ def image_features(
             fit = fit_generalized_benford(pmf, base)
             feats[:, :, j] = divergences(pmf, fit.pmf(base))
         columns = [feats.reshape(n, -1)]
+        per_image = np.bincount(idx, minlength=n).astype(np.float64)
         if with_shares:
             # non-zero values per (image, QF, coefficient) over the image's blocks
-            per_image = np.bincount(idx, minlength=n).astype(np.float64)
             columns.append((totals[..., 0] / per_image[:, None, None]).reshape(n, -1))
+        if with_raw_shares:
+            nonzero = np.abs(coefs) > FLAT_BLOCK_TOL
+            counts_raw = np.stack([np.bincount(idx, weights=nonzero[:, k], minlength=n) for k in range(n_coef)], 1)
+            columns.append(counts_raw / per_image[:, None])
         parts.append(np.concatenate(columns, axis=1))
     return np.concatenate(parts, axis=0)
