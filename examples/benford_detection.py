@@ -34,7 +34,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import time
@@ -104,16 +103,7 @@ def publish_and_read_back(gan: Any, n: int, seed: int, folder: Path, ema: bool =
 
 def jpeg(images: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
     """Every image (uint8 (n, h, w)) re-saved as a baseline JPEG in memory and decoded."""
-    from PIL import Image
-
-    out = np.empty_like(images)
-    for i, image in enumerate(images):
-        buffer = io.BytesIO()
-        Image.fromarray(image, mode="L").save(buffer, format="JPEG", quality=quality)
-        buffer.seek(0)
-        with Image.open(buffer) as decoded:
-            out[i] = np.asarray(decoded.convert("L"))
-    return out
+    return np.stack([mg.datasets.jpeg_roundtrip(image, quality) for image in images])
 
 
 def halves(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

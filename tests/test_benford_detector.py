@@ -280,3 +280,26 @@ def test_pixel_detector_intensity_mapping_and_round_trip(tmp_path):
         PixelDetector(intensity="sqrt")
     with pytest.raises(TypeError, match="nonzero_mask"):
         PixelDetector(nonzero_mask="yes")
+
+
+def test_jpeg_augmentation_trains_on_recompressed_copies(tmp_path, data):
+    x, y, xt, _ = data
+    model = BenfordDetector(seed=2, jpeg_augment=(80, 85), **FAST)
+    raw, labels = model._training_features(x, y)
+    plain, _ = BenfordDetector(seed=2, jpeg_augment=None, **FAST)._training_features(x, y)
+    n = len(x)
+    assert raw.shape == (2 * n, plain.shape[1]) and np.array_equal(labels, np.r_[y, y])
+    np.testing.assert_array_equal(raw[:n], plain)  # the images themselves, then their JPEG copies
+    assert not np.allclose(raw[n:], plain, equal_nan=True)
+    # floats in [0, 1] are the same 8-bit pictures
+    as_float, _ = model._training_features(x / 255.0, y)
+    np.testing.assert_allclose(as_float, raw, atol=1e-9, equal_nan=True)
+    fitted = model.fit(x, y)
+    fitted.save(tmp_path / "aug.npz")
+    loaded = load_detector(tmp_path / "aug.npz")
+    assert loaded.jpeg_augment == (80, 85)
+    np.testing.assert_array_equal(loaded.predict_proba(xt), fitted.predict_proba(xt))
+    with pytest.raises(ValueError, match=r"jpeg_augment\[1\]"):
+        BenfordDetector(jpeg_augment=(90, 80))
+    with pytest.raises(TypeError, match="jpeg_augment must be None or a pair"):
+        BenfordDetector(jpeg_augment=90)

@@ -433,3 +433,23 @@ def test_provenance_json_is_valid_json():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # loading the bundled digits emits no warnings
         ds.load_bundled_mnist()
+
+
+def test_jpeg_roundtrip_keeps_shape_and_changes_pixels_a_little():
+    rng = np.random.default_rng(5)
+    grey = rng.integers(0, 256, (24, 32), dtype=np.uint8)
+    rgb = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    for image in (grey, rgb, grey[:, :, None]):
+        for quality in (30, 95):
+            out = ds.jpeg_roundtrip(image, quality)
+            assert out.dtype == np.uint8 and out.shape == (image.shape if image.shape[-1] == 3 else grey.shape)
+    low, high = (np.abs(ds.jpeg_roundtrip(grey, q).astype(int) - grey).mean() for q in (30, 95))
+    assert 0 < high < low  # lossy, and less so at a higher quality
+    flat = np.full((16, 16), 7, dtype=np.uint8)
+    assert np.array_equal(ds.jpeg_roundtrip(flat, 90), flat)  # flat blocks survive exactly
+    with pytest.raises(ValueError, match="quality"):
+        ds.jpeg_roundtrip(grey, 0)
+    with pytest.raises(TypeError, match="uint8"):
+        ds.jpeg_roundtrip(grey.astype(np.float32), 90)
+    with pytest.raises(ValueError, match="shape"):
+        ds.jpeg_roundtrip(np.zeros((4, 4, 2), np.uint8), 90)

@@ -94,6 +94,10 @@ class _NetworkDetector:
     def _raw_features(self, images: Any) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _training_features(self, images: Any, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features and labels to train on (subclasses may add augmented copies)."""
+        return self._raw_features(images), labels
+
     def _settings(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -131,7 +135,7 @@ class _NetworkDetector:
         from ..optim import Adam
 
         y = _check_labels(labels, _n_images(images))
-        raw = self._raw_features(images)
+        raw, y = self._training_features(images, y)
         raw = np.where(np.isfinite(raw), raw, np.nan)  # an infinite divergence is as uninformative as a missing one
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no mean
@@ -282,6 +286,12 @@ class BenfordDetector(_NetworkDetector):
         about 0.93 to 0.97; against a generator whose weights are averaged (smoother
         digits) the unquantized shares lifted it from 0.92 to 0.99 and the ROC AUC
         on unseen generators from 0.98 to 0.995 (examples/benford_detection.py).
+    jpeg_augment : (low, high) or None
+        Also train on a JPEG re-saved copy of every training image, at a quality
+        drawn uniformly from ``low..high`` (default 70..99), so that the detector
+        holds up when platforms recompress what it judges. On 28x28 digits trained
+        on PNGs and tested on JPEG q90 copies it raised the ROC AUC from 0.959-0.965
+        to 0.974-0.975 and changed nothing on PNGs. ``None``: train on the images alone.
     value_range : (low, high), optional
         Range of float pixels (default (0, 1); (-1, 1) for tanh outputs).
         uint8 images are always 0..255.
@@ -313,6 +323,7 @@ class BenfordDetector(_NetworkDetector):
         n_coefficients: int = 9,
         nonzero_shares: bool = True,
         unquantized_shares: bool = True,
+        jpeg_augment: tuple[int, int] | None = (70, 99),
         value_range: tuple[float, float] | None = None,
         hidden: Sequence[int] = (64, 32),
         dropout: float = 0.2,
@@ -330,6 +341,7 @@ class BenfordDetector(_NetworkDetector):
         )
         self.nonzero_shares = _check_flag(nonzero_shares, "nonzero_shares")
         self.unquantized_shares = _check_flag(unquantized_shares, "unquantized_shares")
+        self.jpeg_augment = _check_quality_range(jpeg_augment)
 
     @property
     def feature_names(self) -> list[str]:
@@ -350,6 +362,19 @@ class BenfordDetector(_NetworkDetector):
             unquantized_shares=self.unquantized_shares,
         )
 
+    def _training_features(self, images: Any, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raw = self._raw_features(images)
+        if self.jpeg_augment is None:
+            return raw, labels
+        from ..datasets import jpeg_roundtrip
+
+        # the fourth stream of the seed; fit uses the first three (weights, dropout, batches)
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(4)[3])
+        pictures = [_as_uint8(image, self.value_range) for image in images]
+        qualities = rng.integers(self.jpeg_augment[0], self.jpeg_augment[1] + 1, size=len(pictures))
+        copies = [jpeg_roundtrip(image, int(q)) for image, q in zip(pictures, qualities)]
+        return np.concatenate([raw, self._raw_features(copies)]), np.concatenate([labels, labels])
+
     def _settings(self) -> dict[str, Any]:
         return {
             "quality_factors": list(self.quality_factors),
@@ -357,6 +382,7 @@ class BenfordDetector(_NetworkDetector):
             "n_coefficients": self.n_coefficients,
             "nonzero_shares": self.nonzero_shares,
             "unquantized_shares": self.unquantized_shares,
+            "jpeg_augment": None if self.jpeg_augment is None else list(self.jpeg_augment),
         }
 
     @classmethod
@@ -368,6 +394,7 @@ class BenfordDetector(_NetworkDetector):
             # absent: a model saved before they existed
             "nonzero_shares": bool(settings.get("nonzero_shares", False)),
             "unquantized_shares": bool(settings.get("unquantized_shares", False)),
+            "jpeg_augment": settings.get("jpeg_augment"),
         }
 
 
@@ -483,6 +510,28 @@ def _stack_same_size(images: Any) -> np.ndarray:
             )
         return np.stack([np.asarray(img) for img in images])
     raise TypeError(f"images must be a NumPy array or a list of arrays, got {describe(images)}")
+
+
+def _check_quality_range(value: Any) -> tuple[int, int] | None:
+    """``jpeg_augment``: None, or (low, high) JPEG qualities with 1 <= low <= high <= 100."""
+    if value is None:
+        return None
+    try:
+        low, high = value
+    except (TypeError, ValueError):
+        raise TypeError(f"jpeg_augment must be None or a pair (low, high) of JPEG qualities, got {describe(value)}") from None
+    low = check_int(low, "jpeg_augment[0]", minimum=1, maximum=100)
+    high = check_int(high, "jpeg_augment[1]", minimum=low, maximum=100)
+    return low, high
+
+
+def _as_uint8(image: Any, value_range: tuple[float, float] | None) -> np.ndarray:
+    """One image as 8-bit pixels: uint8 as it is, floats scaled from ``value_range`` (default (0, 1))."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
+    low, high = value_range or (0.0, 1.0)
+    return np.rint(np.clip((image.astype(np.float64) - low) / (high - low), 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def load_detector(path: str | os.PathLike) -> BenfordDetector | PixelDetector:

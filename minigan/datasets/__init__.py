@@ -26,7 +26,7 @@ from .download import (
     read_keras_mnist_npz,
 )
 from .idx import IDXFormatError, read_idx, write_idx
-from .images import ImageReadError, read_array_file, read_image, read_image_folder, save_png
+from .images import ImageReadError, jpeg_roundtrip, read_array_file, read_image, read_image_folder, save_png
 from .scaling import from_tanh_range, to_tanh_range
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "read_image",
     "read_image_folder",
     "save_png",
+    "jpeg_roundtrip",
     "default_cache_dir",
     "DownloadError",
     "ChecksumError",

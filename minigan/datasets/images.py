@@ -115,6 +115,39 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
         Destination (its folder is created if needed).
     image : ndarray of uint8, shape (h, w), (h, w, 1) or (h, w, 3)
     """
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(_check_uint8_image(image)).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int = 90) -> np.ndarray:
+    """The image as a platform republishes it: encoded as a baseline JPEG at ``quality``
+    (1..100, Pillow's IJG scaling) and decoded again.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (h, w), (h, w, 1) or (h, w, 3)
+    quality : int
+
+    Returns
+    -------
+    ndarray of uint8, shape (h, w) for grey input, (h, w, 3) for RGB
+    """
+    from PIL import Image
+
+    image = _check_uint8_image(image)
+    quality = check_int(quality, "quality", minimum=1, maximum=100)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("L" if image.ndim == 2 else "RGB"))
+
+
+def _check_uint8_image(image: Any) -> np.ndarray:
+    """One uint8 image as a C-contiguous (h, w) or (h, w, 3) array, or a clear error."""
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a NumPy array, got {describe(image)}")
     if image.dtype != np.uint8:
@@ -126,11 +159,7 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
         image = image[:, :, 0]
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)) or image.size == 0:
         raise ValueError(f"image must have shape (h, w), (h, w, 1) or (h, w, 3), got {image.shape}")
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    return np.ascontiguousarray(image)
 
 
 def scan_image_folder(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
