@@ -220,7 +220,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 2
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
     print(f"run directory: {run}")
-    for key in ("data", "architecture", "loss", "iterations", "batch_size", "latent_dim", "lr", "seed", "dtype"):
+    for key in ("data", "architecture", "loss", "iterations", "batch_size", "latent_dim", "lr", "ema_decay", "seed",
+                "dtype"):
         if key in config:
             print(f"  {key:<16} {config[key]}")
     if "versions" in config:
