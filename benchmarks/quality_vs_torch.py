@@ -24,8 +24,9 @@ import minigan as mg
 from minigan.metrics import evaluate_samples
 
 
-def train_torch(iterations: int, batch_size: int, seed: int, init: str = "torch"):
-    """Train the reference GAN in PyTorch and return its generator."""
+def train_torch(iterations: int, batch_size: int, seed: int, init: str = "torch", ema: float = 0.0):
+    """Train the reference GAN in PyTorch and return its generator (with ``ema`` > 0, a copy
+    holding the moving average of its weights, kept on minigan's schedule)."""
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -50,10 +51,17 @@ def train_torch(iterations: int, batch_size: int, seed: int, init: str = "torch"
     d_opt = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-7)
     images, _ = mg.datasets.load("mnist-5k")
     data = torch.from_numpy(mg.datasets.to_tanh_range(images).reshape(len(images), -1))
+    average = None
+    if ema:
+        import copy
+
+        from minigan.gan import EMA_EVERY
+
+        average = copy.deepcopy(G)
     ones = torch.ones(batch_size, 1)
     zeros = torch.zeros(batch_size, 1)
     order, position = rng.permutation(len(data)), 0
-    for _ in range(iterations):
+    for step in range(iterations):
         if position + batch_size > len(order):
             order, position = rng.permutation(len(data)), 0
         real = data[order[position:position + batch_size]]
@@ -71,7 +79,15 @@ def train_torch(iterations: int, batch_size: int, seed: int, init: str = "torch"
         g_loss.backward()
         g_opt.step()
         D.requires_grad_(True)
-    return G
+        t = step + 1
+        if average is not None and t % EMA_EVERY == 0:  # minigan's update: GAN._update_ema
+            decay = min(ema, (1.0 + t) / (10.0 + t)) ** EMA_EVERY
+            with torch.no_grad():
+                for a, p in zip(average.parameters(), G.parameters()):
+                    a.mul_(decay).add_(p, alpha=1.0 - decay)
+                for a, b in zip(average.buffers(), G.buffers()):
+                    a.copy_(b)
+    return average if average is not None else G
 
 
 def torch_samples(G, n: int, seed: int) -> np.ndarray:
@@ -92,6 +108,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=5000, help="samples scored per generator")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="also average PyTorch's generator weights with this decay, as minigan does (default 0: off)")
     parser.add_argument("--init", choices=("torch", "keras"), default="torch",
                         help="PyTorch's default initialisation, or Keras' (glorot-uniform, zero biases) as minigan")
     args = parser.parse_args()
@@ -99,12 +117,13 @@ def main() -> None:
     gan = mg.checkpoint.load_gan(args.minigan_run, models_only=True)
     ours = evaluate_samples(gan.sample(args.n, seed=1))
     start = time.perf_counter()
-    G = train_torch(args.iterations, args.batch_size, args.seed, args.init)
+    G = train_torch(args.iterations, args.batch_size, args.seed, args.init, args.ema)
     seconds = time.perf_counter() - start
     theirs = evaluate_samples(torch_samples(G, args.n, seed=1))
 
     print(f"{args.iterations} iterations at batch {args.batch_size}; {args.n} samples each "
-          f"(PyTorch, {args.init} init, trained in {seconds:.0f} s)")
+          f"(PyTorch, {args.init} init{f', weights averaged with decay {args.ema}' if args.ema else ''}, "
+          f"trained in {seconds:.0f} s)")
     print(f"{'':<18}{'minigan':>12}{'PyTorch':>12}")
     for key in ("classifier_fid", "classes_covered", "mean_confidence"):
         print(f"{key:<18}{ours[key]:>12.3f}{theirs[key]:>12.3f}")
