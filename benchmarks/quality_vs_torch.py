@@ -109,7 +109,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000, help="samples scored per generator")
     parser.add_argument("--json", default=None)
     parser.add_argument("--ema", type=float, default=0.0,
-                        help="also average PyTorch's generator weights with this decay, as minigan does (default 0: off)")
+                        help="also average PyTorch's generator weights with this decay, as minigan does "
+                             "(default 0: off)")
     parser.add_argument("--init", choices=("torch", "keras"), default="torch",
                         help="PyTorch's default initialisation, or Keras' (glorot-uniform, zero biases) as minigan")
     args = parser.parse_args()

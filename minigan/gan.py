@@ -21,8 +21,9 @@ from .optim import Adam, Optimizer
 
 GAN_LOSSES = ("bce", "lsgan", "hinge", "wgan")
 #: The generator's moving average is updated every this many iterations: a sweep over
-#: G's weights costs about 5% of a step at batch 64, and averaging every 4th iterate
-#: (with the decay raised to the 4th power) spans the same window for a quarter of that.
+#: G's 1.49 M weights measured 0.15-0.21 ms, 2-2.5% of a step at batch 64 with 2 threads,
+#: and averaging every 4th iterate (the decay raised to the 4th power) spans the same
+#: window for a quarter of that.
 EMA_EVERY = 4
 
 
