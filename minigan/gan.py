@@ -31,11 +31,6 @@ class TrainingDiverged(RuntimeError):
     """A loss or a weight became NaN or inf; the last good checkpoint is left untouched."""
 
 
-def _sigmoid_mean(logits: np.ndarray) -> float:
-    # sigmoid(z) = (1 + tanh(z / 2)) / 2 never overflows.
-    return float(np.mean(0.5 + 0.5 * np.tanh(0.5 * logits.astype(np.float64))))
-
-
 class GAN:
     """A generator and a discriminator trained against each other.
 
@@ -152,7 +147,7 @@ class GAN:
 
     def _score_summary(self, scores: np.ndarray) -> float:
         """Mean D probability for ``bce`` (sigmoid of the logits), mean raw score otherwise."""
-        return _sigmoid_mean(scores) if self.loss_name == "bce" else float(np.mean(scores))
+        return float(K.sigmoid_mean(scores.reshape(-1))) if self.loss_name == "bce" else float(np.mean(scores))
 
     def train_step(self, real_batch: np.ndarray) -> dict[str, float]:
         """One adversarial iteration on a batch of B real images in [-1, 1].

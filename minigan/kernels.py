@@ -494,6 +494,16 @@ def clip_inplace(x, limit):
 
 
 @njit(cache=True, error_model="numpy")
+def sigmoid_mean(logits):
+    """Mean of ``sigmoid(z)`` over the flat array ``logits``, in float64, as
+    ``0.5 + 0.5 tanh(z / 2)`` (never overflows)."""
+    total = 0.0
+    for k in range(logits.size):
+        total += 0.5 + 0.5 * math.tanh(0.5 * float(logits[k]))
+    return total / logits.size
+
+
+@njit(cache=True, error_model="numpy")
 def all_finite(x):
     """True when the flat array ``x`` has no NaN or inf (stops at the first bad entry)."""
     for k in range(x.size):

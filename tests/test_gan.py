@@ -612,3 +612,14 @@ def test_a_huge_learning_rate_diverges_with_a_clear_message(tmp_path, lr):
 def test_nan_without_out_dir_still_raises_training_diverged():
     with pytest.raises(TrainingDiverged, match="NaN"):
         make_gan().fit(make_data(64), iterations=20, batch_size=16, progress=False, callbacks=[poison_at(3)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mean_probability_of_extreme_logits_does_not_overflow(dtype):
+    from minigan import kernels as K
+
+    logits = np.array([-1e4, -1e4, 1e4, 0.0], dtype=dtype)
+    with np.errstate(all="raise"):
+        assert K.sigmoid_mean(logits) == 0.375  # (0 + 0 + 1 + 0.5) / 4
+    values = np.random.default_rng(3).normal(0, 4, 50).astype(dtype)
+    assert K.sigmoid_mean(values) == pytest.approx(np.mean(1 / (1 + np.exp(-values.astype(np.float64)))), rel=1e-12)

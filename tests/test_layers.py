@@ -117,6 +117,18 @@ def test_dense_backward_formulas():
     np.testing.assert_allclose(layer.grads["b"], g.sum(axis=0), rtol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("in_features", [1, 7, 256])
+def test_dense_with_one_output_gives_the_matmul_input_gradient_bit_for_bit(dtype, in_features):
+    # One output makes dL/dx an outer product, which Dense forms by an elementwise multiply.
+    layer = mg.Dense(in_features, 1, dtype=dtype, rng=1)
+    layer.forward(_inputs((9, in_features), dtype=dtype))
+    g = _inputs((9, 1), seed=6, dtype=dtype)
+    grad_x = layer.backward(g)
+    assert grad_x.shape == (9, in_features) and grad_x.dtype == dtype and grad_x.flags.c_contiguous
+    assert np.array_equal(grad_x, g @ layer.params["W"].T)
+
+
 @pytest.mark.property
 @settings(deadline=None)
 @given(mgt.well_conditioned_arrays(mgt.shapes(), scale=5.0), st.floats(0.0, 1.0))
