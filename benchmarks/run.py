@@ -468,7 +468,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", default="32,64,128,256", help="comma-separated batch sizes")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 30, quick 10)")
     parser.add_argument("--pause", type=float, default=None, help="seconds before every block (default 0.2, quick 0.1)")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: train,layers,benford,cold")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: train,layers,benford,fit,cold")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.threads = [int(t) for t in args.threads.split(",") if t]
@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         print(adam_table(per_threads))
         print()
         print(agreement_lines(per_threads))
-    for name, key in (("bench_layers", "layers"), ("bench_benford", "benford")):
+    for name, key in (("bench_layers", "layers"), ("bench_benford", "benford"), ("bench_fit", "fit")):
         if key not in args.skip:
             print()
             results[key] = run_helper(name, args.quick)

@@ -118,7 +118,10 @@ def encode_png(picture: np.ndarray) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG", optimize=True)
+    # zlib's default level, without Pillow's ``optimize`` search: a 906 x 906 sample grid
+    # takes 24 ms instead of 77 ms for a file 0.5% larger (the training loop writes one
+    # every ``sample_every`` iterations).
+    Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
