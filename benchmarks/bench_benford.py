@@ -15,7 +15,7 @@ Run: ``PYTHONPATH=. python benchmarks/bench_benford.py [--quick]``.
 """
 from __future__ import annotations
 
-import argparse
+import common
 import statistics
 import time
 from typing import Any
@@ -139,10 +139,7 @@ def format_table(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer images and repeats")
-    args = parser.parse_args()
-    print(format_table(run(quick=args.quick)))
+    common.script_main(__doc__, run, format_table, "fewer images and repeats")
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ Run: ``PYTHONPATH=. python benchmarks/bench_fit.py [--quick]``.
 """
 from __future__ import annotations
 
-import argparse
+import common
 import contextlib
 import io
 import tempfile
@@ -100,9 +100,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1000 iterations instead of 10000")
-    print(format_table(run(parser.parse_args().quick)))
+    common.script_main(__doc__, run, format_table, "1000 iterations instead of 10000")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ Run: ``python benchmarks/bench_layers.py [--quick]``.
 """
 from __future__ import annotations
 
-import argparse
+import common
 import os
 import statistics
 import subprocess
@@ -283,11 +283,8 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few repeats (a smoke run)")
-    args = parser.parse_args(argv)
-    print(format_table(run(quick=args.quick)))
+def main() -> None:
+    common.script_main(__doc__, run, format_table, "few repeats (a smoke run)")
 
 
 if __name__ == "__main__":

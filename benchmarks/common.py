@@ -203,3 +203,12 @@ def dumps(obj: Any) -> str:
         return str(o)
 
     return json.dumps(obj, indent=1, default=default)
+
+
+def script_main(doc: str, run: Callable[[bool], Any], format_table: Callable[[Any], str], quick_help: str) -> None:
+    """The command line of a helper benchmark (``bench_*.py``): ``--quick``, then its table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    print(format_table(run(parser.parse_args().quick)))
