@@ -15,7 +15,6 @@ Run: ``PYTHONPATH=. python benchmarks/bench_benford.py [--quick]``.
 """
 from __future__ import annotations
 
-import common
 import statistics
 import time
 from typing import Any
@@ -32,6 +31,8 @@ from minigan.benford.image import (
     quantization_table,
     zigzag_order,
 )
+
+import common  # benchmarks/common.py (this folder is on sys.path when run as a script)
 
 
 def per_block_features(images: np.ndarray, n_coefficients: int = 9) -> np.ndarray:

@@ -18,7 +18,6 @@ Run: ``PYTHONPATH=. python benchmarks/bench_fit.py [--quick]``.
 """
 from __future__ import annotations
 
-import common
 import contextlib
 import io
 import tempfile
@@ -29,6 +28,8 @@ import minigan as mg
 import minigan.checkpoint
 import minigan.plots
 import minigan.run
+
+import common  # benchmarks/common.py (this folder is on sys.path when run as a script)
 
 PARTS = {
     "sample_grids": "sample grids (generate + PNG)",

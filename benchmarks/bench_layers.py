@@ -26,7 +26,6 @@ Run: ``python benchmarks/bench_layers.py [--quick]``.
 """
 from __future__ import annotations
 
-import common
 import os
 import statistics
 import subprocess
@@ -43,6 +42,8 @@ if str(ROOT) not in sys.path:
 
 import minigan as mg  # noqa: E402
 from minigan.kernels import GRAD_ADD  # noqa: E402  (add into grads, as the public backward does)
+
+import common  # benchmarks/common.py (this folder is on sys.path when run as a script)
 
 BATCH = 64
 DTYPE = np.float32

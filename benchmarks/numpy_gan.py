@@ -240,21 +240,21 @@ class NumpyGAN:
         return out
 
 
-def iteration_gemms(batch: int, *, stacked: bool = True) -> list[tuple[str, str, int, int, int]]:
+def iteration_gemms(batch: int) -> list[tuple[str, str, int, int, int]]:
     """Every matrix product of one iteration, as (label, kind, rows, in_features, out_features).
 
     ``kind`` is ``"forward"`` (x (rows, in) @ W (in, out)), ``"input_grad"``
     (G (rows, out) @ W^T (out, in)) or ``"weight_grad"`` (x^T (in, rows) @ G (rows, out)).
     Each costs 2 * rows * in * out FLOPs; the total is the same either way.
 
-    ``stacked=True`` lists the products as minigan makes them: D has no batch statistics,
-    so the D step runs the real batch and the fakes through D as one batch of 2B rows
-    (29 products). ``stacked=False`` lists the two separate passes the plain-NumPy and
-    PyTorch versions make (37 products).
+    The products are listed as minigan makes them: D has no batch statistics, so the D
+    step runs the real batch and the fakes through D as one batch of 2B rows (29
+    products). The plain-NumPy and PyTorch versions make the same FLOPs in 37 products
+    (two separate D passes of B rows).
 
     The list, in order:
       D step   G forward on noise: 4 forward products.
-               D on [real; fakes] (2B rows), or on real then fakes (B rows each): 3 forward;
+               D on [real; fakes] (2B rows): 3 forward;
                weight gradients of all 3 Dense; input gradients of Dense 3 and 2 (not
                Dense 1: its input is data).
       G step   G forward: 4 forward. D forward: 3 forward. D backward: input gradients of
@@ -266,13 +266,12 @@ def iteration_gemms(batch: int, *, stacked: bool = True) -> list[tuple[str, str,
     d_layers = [(f"D.dense{i + 1}", D_SIZES[i], D_SIZES[i + 1]) for i in range(3)]
     products: list[tuple[str, str, int, int, int]] = []
     products += [(f"dstep/G/{n}", "forward", batch, a, b) for n, a, b in g_layers]
-    passes = [("real_and_fake", 2 * batch)] if stacked else [("real", batch), ("fake", batch)]
-    for source, rows in passes:
-        products += [(f"dstep/D_{source}/{n}", "forward", rows, a, b) for n, a, b in d_layers]
-        for i, (n, a, b) in reversed(list(enumerate(d_layers))):
-            products.append((f"dstep/D_{source}/{n}", "weight_grad", rows, a, b))
-            if i > 0:
-                products.append((f"dstep/D_{source}/{n}", "input_grad", rows, a, b))
+    rows = 2 * batch
+    products += [(f"dstep/D/{n}", "forward", rows, a, b) for n, a, b in d_layers]
+    for i, (n, a, b) in reversed(list(enumerate(d_layers))):
+        products.append((f"dstep/D/{n}", "weight_grad", rows, a, b))
+        if i > 0:
+            products.append((f"dstep/D/{n}", "input_grad", rows, a, b))
     products += [(f"gstep/G/{n}", "forward", batch, a, b) for n, a, b in g_layers]
     products += [(f"gstep/D/{n}", "forward", batch, a, b) for n, a, b in d_layers]
     products += [(f"gstep/D/{n}", "input_grad", batch, a, b) for n, a, b in reversed(d_layers)]

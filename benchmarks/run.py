@@ -102,7 +102,7 @@ def gemm_only(batch: int) -> tuple[Callable[[], None], float, int]:
     weights: dict[str, np.ndarray] = {}
     calls: list[tuple[Callable[..., Any], np.ndarray, np.ndarray, np.ndarray]] = []
     flops = 0.0
-    products = iteration_gemms(batch, stacked=True)
+    products = iteration_gemms(batch)
     for label, kind, rows, n_in, n_out in products:
         layer = label.rsplit("/", 1)[1]
         W = weights.setdefault(layer, rng.standard_normal((n_in, n_out), dtype=F32))
