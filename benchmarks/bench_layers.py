@@ -141,10 +141,10 @@ class FusedPair:
         self.dense, self.activation = dense, activation
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.dense._forward(x, self.activation)
+        return self.dense.forward_unchecked(x, self.activation)
 
     def backward(self, g: np.ndarray) -> np.ndarray:
-        return self.dense._backward(g, GRAD_ADD, self.activation)
+        return self.dense.backward_unchecked(g, GRAD_ADD, self.activation)
 
 
 class Unchecked:
@@ -154,10 +154,10 @@ class Unchecked:
         self.layer = layer
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.layer._forward(x)
+        return self.layer.forward_unchecked(x)
 
     def backward(self, g: np.ndarray) -> np.ndarray:
-        return self.layer._backward(g)
+        return self.layer.backward_unchecked(g)
 
 
 # --------------------------------------------------------------------------- timing

@@ -115,7 +115,7 @@ def main() -> None:
                         help="PyTorch's default initialisation, or Keras' (glorot-uniform, zero biases) as minigan")
     args = parser.parse_args()
 
-    gan = mg.checkpoint.load_gan(args.minigan_run, models_only=True)
+    gan = mg.load_gan(args.minigan_run, models_only=True)
     ours = evaluate_samples(gan.sample(args.n, seed=1))
     start = time.perf_counter()
     G = train_torch(args.iterations, args.batch_size, args.seed, args.init, args.ema)

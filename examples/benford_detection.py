@@ -82,7 +82,7 @@ def _log(message: str, start: float) -> None:
 def get_gan(path: str | None, which: str, out: Path, iterations: int, real: np.ndarray) -> tuple[Any, str]:
     """The GAN of a run directory, or one trained here into ``out/run_<which>`` (resumed if already there)."""
     if path is not None:
-        return mg.checkpoint.load_gan(path), str(path)
+        return mg.load_gan(path), str(path)
     settings = GAN_SETTINGS[which]
     run = out / f"run_{which}"
     gan = mg.models.build_gan(settings)

@@ -30,11 +30,16 @@ _EXPORTS = {
     "gradcheck": "gradcheck",
     "GradcheckReport": "gradcheck",
     "GAN": "gan",
+    "load_gan": "models",
+    "register_layer": "layers",
+    "Objective": "objectives",
+    "TrainingDiverged": "errors",
 }
 
 _SUBMODULES = {
     "layers", "model", "losses", "optim", "init", "kernels", "gradcheck", "testing", "gan", "models",
-    "datasets", "checkpoint", "plots", "metrics", "benford", "serialization", "cli", "run",
+    "datasets", "checkpoint", "plots", "metrics", "benford", "serialization", "cli", "run", "objectives",
+    "terms", "settings", "errors",
 }
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)

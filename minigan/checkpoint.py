@@ -62,26 +62,3 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
         if key not in meta:
             raise FileFormatError(f"{path} is not a complete minigan checkpoint: metadata {key!r} is missing")
     return arrays, meta
-
-
-def load_gan(path: str | os.PathLike, *, models_only: bool = False) -> Any:
-    """Rebuild the GAN of a run (directory or checkpoint file) with its trained state.
-
-    ``models_only=True`` loads the two networks alone (all that sampling needs).
-
-    The models are rebuilt from the settings the run recorded (``meta["config"]``,
-    written by ``minigan train`` and by :meth:`GAN.fit` with ``config=``), then every
-    array is loaded and checked.
-    """
-    from .models import build_gan
-
-    arrays, meta = load_checkpoint(path)
-    config = meta.get("config")
-    if not isinstance(config, dict) or "architecture" not in config:
-        raise FileFormatError(
-            f"{checkpoint_path(path)} does not record how its models were built (it was trained from the "
-            "library with custom models); rebuild them yourself and call GAN.load_state(*load_checkpoint(path))"
-        )
-    gan = build_gan(config)
-    gan.load_state(arrays, meta, source=str(checkpoint_path(path)), models_only=models_only)
-    return gan

@@ -16,46 +16,60 @@ from typing import Any, Sequence
 
 from . import __version__
 
-TRAIN_OPTIONS = {
-    # option: (type, default, help)
-    "data": (str, "mnist-5k", "mnist-5k (bundled, default), mnist, fashion-mnist, or a folder / .npy / .npz of images"),
-    "iterations": (int, None, "number of training iterations (default 10000 unless --epochs)"),
-    "epochs": (int, None, "train for this many passes over the data instead"),
-    "batch_size": (int, 64, "images per batch (default 64)"),
-    "loss": (str, "bce", "bce (default), lsgan, hinge or wgan"),
-    "latent_dim": (int, 100, "size of the noise vector (default 100)"),
-    "lr": (float, 2e-4, "Adam learning rate of both networks (default 2e-4)"),
-    "beta1": (float, 0.5, "Adam beta1 (default 0.5)"),
-    "label_smoothing": (float, 0.0, "one-sided label smoothing of real targets, e.g. 0.1 (default 0)"),
-    "d_steps": (int, 1, "discriminator updates per generator update (default 1)"),
-    "ema_decay": (float, 0.999, "samples come from a moving average of G's weights with this decay "
-                                "(default 0.999; 0 turns it off)"),
-    "seed": (int, 0, "random seed: same seed, same machine -> identical weights (default 0)"),
-    "sample_every": (int, 500, "write a sample grid every N iterations (default 500)"),
-    "checkpoint_every": (int, 1000, "write a checkpoint every N iterations (default 1000)"),
-    "eval_every": (int, 0, "log classifier FID / class coverage every N iterations (default 0: off)"),
-}
-DEFAULT_ITERATIONS = 10000
+def _add_import_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import this module first (one that registers your own layers with "
+                             "minigan.register_layer); may be repeated")
+
+
+def _import_modules(names: Sequence[str]) -> None:
+    import importlib
+
+    if names and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the console script does not put the working folder on the path
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # any failure of the user's module: say which and why
+            raise ValueError(f"--import {name}: cannot import it ({type(exc).__name__}: {exc})") from None
+
+
+def _cli_type(kind: str) -> Any:
+    return {"int": int, "float": float}.get(kind, str)
 
 
 def _add_train(sub: Any) -> None:
+    from .settings import SETTINGS, help_text
+
     p = sub.add_parser(
         "train", help="train the reference GAN (default: on the bundled MNIST digits)",
         description="Train a GAN and write a run directory: config.json, metrics.csv, samples/, losses.png, "
-                    "progress.gif, checkpoint.npz. Ctrl-C saves a checkpoint; --resume continues it.",
+                    "progress.gif, checkpoint.npz. Ctrl-C saves a checkpoint; --resume continues it. Every option "
+                    "can also be set in a TOML file (--config) under the same name.",
     )
-    for name, (kind, default, text) in TRAIN_OPTIONS.items():
-        # Defaults are applied later so that --config and --resume can tell what was given.
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=text)
-    p.add_argument("--out", default=None, help="run directory (default: runs/<date-time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--config", default=None, help="TOML file with any of the options above (flags override it)")
-    p.add_argument("--architecture", choices=("reference", "mlp"), default=None, help="reference (default) or mlp")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    titles = {"model": "networks and objective", "training": "training", "schedule": "length and outputs"}
+    groups = {group: p.add_argument_group(title) for group, title in titles.items()}
+    for setting in SETTINGS:
+        # Defaults are applied later (minigan.settings.resolve) so that --config and --resume can tell what was given.
+        if setting.kind == "bool":
+            groups[setting.group].add_argument(setting.option, dest=setting.name, default=None,
+                                               action=argparse.BooleanOptionalAction, help=help_text(setting))
+        else:
+            groups[setting.group].add_argument(setting.option, dest=setting.name, type=_cli_type(setting.kind),
+                                               default=None, help=help_text(setting),
+                                               metavar="W1,W2" if setting.kind == "widths" else None)
+    run = p.add_argument_group("run")
+    run.add_argument("--out", default=None, help="run directory (default: runs/<date-time>)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    run.add_argument("--config", default=None, help="TOML file with any of the options above (flags override it)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_import_option(run)
     p.set_defaults(func=cmd_train)
 
 
 def _read_toml(path: str) -> dict[str, Any]:
+    from .settings import BY_NAME
+
     try:
         import tomllib  # Python >= 3.11
     except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -71,62 +85,113 @@ def _read_toml(path: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise SystemExit(f"error: --config {path} is not valid TOML: {exc}") from None
     data = {key.replace("-", "_"): value for key, value in data.items()}
-    known = set(TRAIN_OPTIONS) | {"out", "architecture"}
+    known = set(BY_NAME) | {"out"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SystemExit(f"error: --config {path} has unknown keys {unknown}; known: {sorted(known)}")
     return data
 
 
+def _data_source(value: str) -> str:
+    """A dataset name as it is, a path made absolute (so the run resumes from any folder)."""
+    from .datasets import dataset_names
+
+    return value if value in dataset_names() else str(Path(value).expanduser().resolve())
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .datasets import load
-    from .models import build_gan
+    from .settings import BY_NAME
 
-    given = {k: getattr(args, k) for k in list(TRAIN_OPTIONS) + ["architecture"] if getattr(args, k) is not None}
-    settings: dict[str, Any] = {k: v[1] for k, v in TRAIN_OPTIONS.items()}
-    settings["architecture"] = "reference"
+    _import_modules(args.imports)
+    given = {name: getattr(args, name) for name in BY_NAME if getattr(args, name) is not None}
     if args.config:
         file_settings = _read_toml(args.config)
         if args.out is None and "out" in file_settings:
             args.out = file_settings["out"]
         file_settings.pop("out", None)
-        settings.update(file_settings)
+        given = {**file_settings, **given}
     out = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     if args.resume:
-        config_file = out / "config.json"
-        if not config_file.exists():
-            print(f"error: --resume: no run in {out} (no config.json); start it without --resume", file=sys.stderr)
-            return 2
-        recorded = json.loads(config_file.read_text())
-        settings.update({k: recorded[k] for k in settings if k in recorded})
-        length_given = {k: given[k] for k in ("iterations", "epochs") if k in given}
-        other = sorted(set(given) - set(length_given))
-        if other:
-            print(f"note: --resume keeps the run's recorded settings; ignoring {other}", file=sys.stderr)
-        if length_given:
-            settings["iterations"], settings["epochs"] = length_given.get("iterations"), length_given.get("epochs")
-        else:
-            settings["epochs"] = None
+        gan, schedule, source, record = _resume_plan(out, given)
     else:
-        settings.update(given)
-    if settings.get("iterations") is None and settings.get("epochs") is None:
-        settings["iterations"] = DEFAULT_ITERATIONS
+        from .models import build_gan
+        from .settings import resolve
 
-    images, _ = load(settings["data"])
-    settings["image_shape"] = list(images.shape[1:])
-    gan = build_gan(settings)
-    print(f"training on {settings['data']}: {len(images)} images of {tuple(images.shape[1:])}; run directory {out}")
+        settings = resolve(given)
+        settings["data"] = source = _data_source(settings["data"])
+        schedule = {k: settings[k] for k in ("iterations", "epochs", "batch_size", "sample_every",
+                                             "checkpoint_every", "eval_every")}
+        record = {"settings": settings}
+        gan = None
+    images, labels = load(source)
+    if gan is None:
+        from .models import build_gan
+
+        gan = build_gan({**record["settings"], "image_shape": list(images.shape[1:])})
+    where = source if source is not None else "in-memory data"
+    print(f"training on {where}: {len(images)} images of {tuple(images.shape[1:])}; run directory {out}")
     result = gan.fit(
-        images, iterations=settings["iterations"], epochs=settings["epochs"], batch_size=settings["batch_size"],
-        out_dir=out, sample_every=settings["sample_every"], checkpoint_every=settings["checkpoint_every"],
-        eval_every=settings["eval_every"], resume=args.resume, progress=not args.no_progress, config=settings,
+        images, labels=labels if gan.conditional else None, iterations=schedule["iterations"],
+        epochs=schedule["epochs"], batch_size=schedule["batch_size"], out_dir=out,
+        sample_every=schedule["sample_every"], checkpoint_every=schedule["checkpoint_every"],
+        eval_every=schedule["eval_every"], resume=args.resume, progress=not args.no_progress, config=record,
     )
-    rate = (len(result.history["iteration"]) / result.seconds) if result.seconds > 0 else float("nan")
-    print(f"iteration {result.iteration}: {rate:.1f} it/s over {result.seconds:.1f} s; "
+    print(f"iteration {result.iteration}: {result.rate:.1f} it/s over {result.seconds:.1f} s; "
           f"samples in {out / 'samples'}, plots {out / 'losses.png'}, {out / 'progress.gif'}")
     if result.interrupted:
         return 130 if result.interrupted == "SIGINT" else 143
     return 0
+
+
+def _resume_plan(out: Path, given: dict[str, Any]) -> tuple[Any, dict[str, Any], str, dict[str, Any]]:
+    """For ``--resume``: the GAN rebuilt as the run records it, the schedule (the run's,
+    with any new length or intervals given), the data source and the record to keep.
+
+    Settings that define the run must not change: a given value that differs from the
+    recorded one is an error naming both.
+    """
+    from .models import gan_from_record
+    from .settings import BY_NAME
+
+    config_file = out / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"--resume: no run in {out} (no config.json); start it without --resume")
+    record = json.loads(config_file.read_text())
+    recorded = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+    schedule = {k: record.get(k, BY_NAME[k].default) for k in ("iterations", "batch_size", "sample_every",
+                                                              "checkpoint_every", "eval_every")}
+    schedule["epochs"] = None
+    if "epochs" in given:
+        schedule["iterations"], schedule["epochs"] = given.get("iterations"), given["epochs"]
+    elif "iterations" in given:
+        schedule["iterations"] = given["iterations"]
+    for key in ("sample_every", "checkpoint_every", "eval_every"):
+        if key in given:
+            schedule[key] = BY_NAME[key].validate(given[key])
+    fixed = {k: v for k, v in given.items()
+             if BY_NAME[k].group != "schedule" and k != "data"}
+    if "batch_size" in fixed:
+        fixed["batch_size"] = BY_NAME["batch_size"].validate(fixed["batch_size"])
+    changed = []
+    for key, value in sorted(fixed.items()):
+        before = recorded.get(key, record.get(key))
+        if before is None:
+            changed.append(f"{BY_NAME[key].option} {value!r} (the run does not record it: it was made in Python)")
+        elif BY_NAME[key].validate(value) != before:
+            changed.append(f"{BY_NAME[key].option} {value!r} (the run has {before!r})")
+    if changed:
+        raise ValueError(f"--resume continues the run in {out} with its own settings; these differ: "
+                         + ", ".join(changed) + ". Start a new run (another --out) to change them")
+    if "data" in given:
+        source = _data_source(given["data"])
+    elif recorded.get("data"):
+        source = recorded["data"]
+    else:
+        raise ValueError(f"the run in {out} was trained from Python on in-memory data: pass --data with that "
+                         "same data (a dataset name, folder or .npy/.npz) to resume it")
+    gan = gan_from_record(record)
+    return gan, schedule, source, {"settings": {**recorded, "data": source}} if recorded else {}
 
 
 def _add_sample(sub: Any) -> None:
@@ -138,18 +203,20 @@ def _add_sample(sub: Any) -> None:
     p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npy (n, height, width) float32")
     p.add_argument("--no-ema", dest="ema", action="store_false",
                    help="use the last generator weights, not their moving average (the default when the run kept one)")
+    _add_import_option(p)
     p.set_defaults(func=cmd_sample)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .checkpoint import load_gan
+    from .models import load_gan
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):
         print(f"error: --out must end in .png or .npy, got {out.name}", file=sys.stderr)
         return 2
+    _import_modules(args.imports)
     gan = load_gan(args.checkpoint, models_only=True)
     images = gan.sample(args.n, seed=args.seed, ema=args.ema).astype(np.float32)
     if out.suffix.lower() == ".npy":
@@ -175,14 +242,16 @@ def _add_evaluate(sub: Any) -> None:
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     p.add_argument("--no-ema", dest="ema", action="store_false",
                    help="use the last generator weights, not their moving average (the default when the run kept one)")
+    _add_import_option(p)
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .checkpoint import load_gan
     from .metrics import evaluate_samples
+    from .models import load_gan
     from .serialization import atomic_write_text
 
+    _import_modules(args.imports)
     gan = load_gan(args.checkpoint, models_only=True)
     if gan.image_shape != (28, 28):
         print(f"error: evaluate scores 28x28 digits; this run makes {gan.image_shape} images", file=sys.stderr)
@@ -219,11 +288,24 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"error: {run} is not a run directory", file=sys.stderr)
         return 2
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
+    settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
     print(f"run directory: {run}")
-    for key in ("data", "architecture", "loss", "iterations", "batch_size", "latent_dim", "lr", "ema_decay", "seed",
-                "dtype"):
-        if key in config:
-            print(f"  {key:<16} {config[key]}")
+    made = "minigan train" if settings else ("Python (GAN.fit)" if "generator" in config else None)
+    rows = {
+        "made by": made,
+        "data": settings.get("data") or ("in-memory data" if made == "Python (GAN.fit)" else config.get("data")),
+        "architecture": settings.get("architecture") or config.get("architecture")
+        or ("custom networks" if made else None),
+        "loss": config.get("loss"), "iterations": config.get("iterations"), "batch_size": config.get("batch_size"),
+        "latent_dim": config.get("latent_dim"),
+        "g_lr": (config.get("g_optimizer") or {}).get("lr", config.get("lr")),
+        "d_lr": (config.get("d_optimizer") or {}).get("lr", config.get("lr")),
+        "d_steps": config.get("d_steps"), "ema_decay": config.get("ema_decay"), "seed": config.get("seed"),
+        "dtype": config.get("dtype"),
+    }
+    for key, value in rows.items():
+        if value is not None or key == "ema_decay" and "ema_decay" in config:
+            print(f"  {key:<16} {value}")
     if "versions" in config:
         print("  versions         " + ", ".join(f"{k} {v}" for k, v in sorted(config["versions"].items())))
     path = checkpoint_path(run)

@@ -1,8 +1,11 @@
 """The adversarial training loop, written out plainly.
 
-:meth:`GAN.train_step` is the whole algorithm in one method; :meth:`GAN.fit` runs
-it over a data set and takes care of the run directory (config, metrics,
-samples, plots, checkpoints, resume, Ctrl-C).
+:meth:`GAN.train_step` is the whole algorithm in one method. What varies between
+GANs plugs into it as parts: the objective (:mod:`minigan.objectives`: D's and G's
+losses), extra discriminator and generator terms (:mod:`minigan.terms`: gradient
+penalties, a frozen detector's score), and a condition (labels) that travels with
+the real batch to conditional networks. :meth:`GAN.fit` runs the step over a data
+set and takes care of the run directory (:mod:`minigan.run`).
 """
 from __future__ import annotations
 
@@ -14,21 +17,19 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from . import kernels as K
-from ._validation import check_choice, check_float_array, check_int, check_real, describe
-from .losses import BCEWithLogits, Hinge, MSE, Wasserstein
+from ._validation import check_float_array, check_int, check_real, describe
+from .errors import TrainingDiverged
 from .model import Sequential
+from .objectives import Objective, make_objective, objective_config
 from .optim import Adam, Optimizer
+from .settings import DEFAULTS
+from .terms import DiscriminatorTerm, GeneratorTerm
 
-GAN_LOSSES = ("bce", "lsgan", "hinge", "wgan")
 #: The generator's moving average is updated every this many iterations: a sweep over
 #: G's 1.49 M weights measured 0.15-0.21 ms, 2-2.5% of a step at batch 64 with 2 threads,
 #: and averaging every 4th iterate (the decay raised to the 4th power) spans the same
 #: window for a quarter of that.
 EMA_EVERY = 4
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss or a weight became NaN or inf; the last good checkpoint is left untouched."""
 
 
 class GAN:
@@ -42,19 +43,19 @@ class GAN:
         Maps flat images to one score per image (N, 1): a logit for ``"bce"``.
     latent_dim : int
         Size of the noise vectors z ~ N(0, 1).
-    loss : {"bce", "lsgan", "hinge", "wgan"}
-        ``bce``: cross-entropy on logits, non-saturating generator loss (the article's).
-        ``lsgan``: least squares on D's raw output (targets 1 / 0).
-        ``hinge``: hinge loss for D, ``-mean(D(G(z)))`` for G.
-        ``wgan``: Wasserstein critic with weight clipping to ``[-clip_value, clip_value]``.
+    loss : str or Objective
+        A name from :data:`minigan.objectives.OBJECTIVES` -- ``bce`` (the article's),
+        ``lsgan``, ``hinge``, ``wgan`` (weight clipping), ``rabce`` (relativistic
+        average) -- or an :class:`~minigan.objectives.Objective` instance.
     g_optimizer, d_optimizer : Optimizer, optional
-        Default: ``Adam(lr=2e-4, beta1=0.5, beta2=0.999)`` for each, as the article.
+        Default: Adam with the default learning rate and betas of
+        :mod:`minigan.settings` (2e-4, 0.5, 0.999, as the article).
     d_steps : int
         Discriminator updates per generator update (each with fresh noise, same real batch).
     label_smoothing : float in [0, 0.5)
-        One-sided: real targets become ``1 - label_smoothing`` (``bce``/``lsgan``).
-    clip_value : float
-        Critic weight clipping for ``wgan``.
+        One-sided: real targets become ``1 - label_smoothing`` (bce, lsgan, rabce).
+    clip_value : float, optional
+        Critic weight clipping for ``wgan`` (default: the objective's, 0.01).
     seed : int, optional
         Seeds the noise, the data order and the fixed sample noise.
     ema_decay : float in [0, 1), optional
@@ -68,6 +69,8 @@ class GAN:
         Effectiveness of Averaging in GAN Training", ICLR 2019). ``None`` or 0: off.
     image_shape : tuple, optional
         Shape of one image, e.g. (28, 28); default: a square from the generator's output size.
+    discriminator_terms, generator_terms : sequences of terms
+        Extra loss terms (see :mod:`minigan.terms`).
     """
 
     def __init__(
@@ -76,15 +79,17 @@ class GAN:
         discriminator: Sequential,
         *,
         latent_dim: int,
-        loss: str = "bce",
+        loss: str | Objective = DEFAULTS["loss"],
         g_optimizer: Optimizer | None = None,
         d_optimizer: Optimizer | None = None,
-        d_steps: int = 1,
-        label_smoothing: float = 0.0,
-        clip_value: float = 0.01,
+        d_steps: int = DEFAULTS["d_steps"],
+        label_smoothing: float = DEFAULTS["label_smoothing"],
+        clip_value: float | None = DEFAULTS["clip_value"],
         seed: int | None = None,
-        ema_decay: float | None = 0.999,
+        ema_decay: float | None = DEFAULTS["ema_decay"],
         image_shape: Sequence[int] | None = None,
+        discriminator_terms: Iterable[DiscriminatorTerm] = (),
+        generator_terms: Iterable[GeneratorTerm] = (),
     ) -> None:
         for name, net in (("generator", generator), ("discriminator", discriminator)):
             if not isinstance(net, Sequential):
@@ -92,11 +97,11 @@ class GAN:
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
-        g_in = generator._in_features
+        g_in = generator.in_features
         if g_in is not None and g_in != self.latent_dim:
             raise ValueError(f"latent_dim must match the generator's input size {g_in}, got {self.latent_dim}")
         out_features = generator.output_features(self.latent_dim)
-        d_in = discriminator._in_features
+        d_in = discriminator.in_features
         if d_in is not None and d_in != out_features:
             raise ValueError(
                 f"the discriminator takes {d_in} features but the generator produces {out_features}; "
@@ -113,21 +118,19 @@ class GAN:
         if generator.dtype != discriminator.dtype:
             raise TypeError(f"generator ({generator.dtype}) and discriminator ({discriminator.dtype}) dtypes differ")
         self.dtype = np.dtype(generator.dtype or np.float32)
-        self.loss_name = check_choice(loss, "loss", GAN_LOSSES)
+        self.objective = make_objective(loss, label_smoothing=label_smoothing, clip_value=clip_value)
         self.d_steps = check_int(d_steps, "d_steps", minimum=1)
-        self.label_smoothing = check_real(label_smoothing, "label_smoothing", minimum=0.0, maximum=0.5, max_inclusive=False)
-        self.clip_value = check_real(clip_value, "clip_value", minimum=0.0, min_inclusive=False)
         if seed is not None:
             seed = check_int(seed, "seed", minimum=0)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.g_optimizer = g_optimizer or Adam(generator.parameters(), lr=2e-4, beta1=0.5, beta2=0.999)
-        self.d_optimizer = d_optimizer or Adam(discriminator.parameters(), lr=2e-4, beta1=0.5, beta2=0.999)
-        self._d_loss = {"bce": BCEWithLogits, "lsgan": MSE, "hinge": Hinge, "wgan": Wasserstein}[self.loss_name]()
-        # hinge and wgan train G on -mean(D(G(z))), which is the Wasserstein loss with target 1.
-        self._g_loss = {"bce": BCEWithLogits, "lsgan": MSE, "hinge": Wasserstein, "wgan": Wasserstein}[self.loss_name]()
+        self.g_optimizer = g_optimizer or Adam(generator.parameters(), lr=DEFAULTS["lr"], beta1=DEFAULTS["beta1"],
+                                               beta2=DEFAULTS["beta2"])
+        self.d_optimizer = d_optimizer or Adam(discriminator.parameters(), lr=DEFAULTS["lr"],
+                                               beta1=DEFAULTS["beta1"], beta2=DEFAULTS["beta2"])
+        self.discriminator_terms = _check_terms(discriminator_terms, DiscriminatorTerm, "discriminator_terms")
+        self.generator_terms = _check_terms(generator_terms, GeneratorTerm, "generator_terms")
         self.iteration = 0
-        self._target_cache: dict[str, Any] = {}
         if ema_decay is not None:
             ema_decay = check_real(ema_decay, "ema_decay", minimum=0.0, maximum=1.0, max_inclusive=False)
         self.ema_decay = ema_decay or None
@@ -135,87 +138,156 @@ class GAN:
         if self.ema_decay is not None:
             self.generator_ema = copy.deepcopy(generator).eval()
         # D without batch statistics takes the real and fake halves in one pass (train_step).
-        self._stack_d_batches = discriminator._all_rows_independent()
-        self._stack_buffer: np.ndarray | None = None
+        self._stack_d_batches = discriminator.rows_independent
+        self._buffers: dict[str, np.ndarray] = {}
+        self._real_cache: dict[str, Any] | None = None
+
+    @property
+    def loss_name(self) -> str:
+        """The objective's registry name."""
+        return self.objective.name
+
+    @property
+    def conditional(self) -> bool:
+        """True when the generator or the discriminator takes a condition (labels)."""
+        return self.generator.uses_condition or self.discriminator.uses_condition
+
+    @property
+    def log_names(self) -> tuple[str, ...]:
+        """The keys of :meth:`train_step`'s result, in order."""
+        names = ["d_loss", "g_loss", "d_real", "d_fake"]
+        for term in (*self.discriminator_terms, *self.generator_terms):
+            names += [n for n in term.log_names if n not in names]
+        return tuple(names)
 
     # ------------------------------------------------------------------
-    def _noise(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    def noise(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """``n`` noise vectors z ~ N(0, 1), shape (n, latent_dim), from ``rng`` (default:
+        the GAN's own stream, which this advances)."""
         return (rng or self.rng).standard_normal((n, self.latent_dim), dtype=self.dtype)
 
-    def _real_target(self) -> float:
-        return 1.0 - self.label_smoothing if self.loss_name in ("bce", "lsgan") else 1.0
-
-    def _score_summary(self, scores: np.ndarray) -> float:
-        """Mean D probability for ``bce`` (sigmoid of the logits), mean raw score otherwise."""
-        return float(K.sigmoid_mean(scores.reshape(-1))) if self.loss_name == "bce" else float(np.mean(scores))
-
-    def train_step(self, real_batch: np.ndarray) -> dict[str, float]:
+    def train_step(self, real_batch: np.ndarray, condition: np.ndarray | None = None) -> dict[str, float]:
         """One adversarial iteration on a batch of B real images in [-1, 1].
 
-        1. Discriminator (``d_steps`` times): B fresh fakes from G; D forward and backward
-           on the real batch (target 1, or ``1 - label_smoothing``) and, separately, on the
-           fakes (target 0) -- separate batches keep BatchNorm statistics apart; the two
-           losses are averaged (each gradient weighted 1/2); one D update. A D without
-           batch statistics (only Dense, activations, Dropout) gets both halves in one
-           pass of 2B rows: the same arithmetic with larger matrix products.
-        2. Generator: B fresh noise vectors through G and D; the loss wants D to call the
-           fakes real (target 1, the non-saturating loss). D is frozen: its backward only
-           propagates to its input (``GRAD_SKIP``) and its weights are not updated.
-           One G update.
+        1. Discriminator (``d_steps`` times): B fresh fakes from G; D's scores on the
+           real batch and on the fakes, as two passes (BatchNorm statistics kept apart)
+           or, for a D without batch statistics, as one pass of 2B rows (the same
+           arithmetic with larger matrix products); the objective's loss and its
+           gradient with respect to every score; D's backward writes its gradients;
+           each extra discriminator term that is due adds its own; one D update; the
+           objective's after-step action (the critic clipping of ``wgan``).
+        2. Generator: B fresh noise vectors through G and D; the objective's G loss
+           (D's scores on the real batch too, for relativistic objectives). D is
+           frozen: its backward only propagates to the fakes (``GRAD_SKIP``) and its
+           weights are not updated. Each extra generator term adds its gradient with
+           respect to the fakes; G's backward; one G update; the moving average.
+
+        A condition (labels, one per real image) goes with the batch to every network
+        that takes one: the fakes of both steps are generated for the batch's labels.
 
         Parameters
         ----------
         real_batch : ndarray (B, *image_shape) or (B, prod(image_shape)), the models' dtype
+        condition : ndarray (B,), optional
+            Required when a network is conditional, refused otherwise.
 
         Returns
         -------
-        dict with ``d_loss``, ``g_loss``, ``d_real`` (mean D output on real: a probability
-        for ``bce``), ``d_fake`` (the same on the fakes of the D step).
+        dict with ``d_loss``, ``g_loss``, ``d_real`` and ``d_fake`` (the objective's
+        summaries of D's scores on the real batch and on the fakes of the last D step:
+        mean probabilities for ``bce``), and the values the extra terms log.
         """
         real = self._flat_batch(real_batch, "real_batch")
+        self._check_condition(condition, real.shape[0])
         batch = real.shape[0]
-        G, D = self.generator, self.discriminator
-        targets = self._targets(batch)
+        G, D, objective = self.generator, self.discriminator, self.objective
+        logs: dict[str, float] = {}
 
         # ---- 1. discriminator -------------------------------------------------
-        for _ in range(self.d_steps):
-            fake = G._forward(self._noise(batch))
-            if self._stack_d_batches:
-                # D has no batch statistics, so one pass over the 2B rows [real; fakes] is
-                # the arithmetic of two separate passes with larger matrix products: its
-                # mean loss over 2B rows is 0.5 * (L_real + L_fake).
-                scores = self._finite_scores(D._forward(self._stack(real, fake)), "the real batch and the fakes")
-                d_loss = self._d_loss._forward(scores, targets["real_and_fake"])
-                D._backward(self._d_loss.backward(), K.GRAD_WRITE, False)  # replaces old gradients
-                d_real, d_fake = self._score_summary(scores[:batch]), self._score_summary(scores[batch:])
-            else:
-                scores_real = self._finite_scores(D._forward(real), "the real batch")
-                loss_real = self._d_loss._forward(scores_real, targets["real"])
-                # GRAD_WRITE replaces D's old gradients (a zero_grad without the extra sweep) ...
-                D._backward(0.5 * self._d_loss.backward(), K.GRAD_WRITE, False)
-                d_real = self._score_summary(scores_real)
-                scores_fake = self._finite_scores(D._forward(fake), "the fakes")
-                loss_fake = self._d_loss._forward(scores_fake, targets["fake"])
-                # ... and the fake half adds to them: d(0.5 * (L_real + L_fake)).
-                D._backward(0.5 * self._d_loss.backward(), K.GRAD_ADD, False)
-                d_fake = self._score_summary(scores_fake)
-                d_loss = 0.5 * (loss_real + loss_fake)
+        for step in range(self.d_steps):
+            fake = G.forward_unchecked(self.noise(batch), condition)
+            real_scores, fake_scores = self._discriminate(real, fake, condition)
+            grad_real, grad_fake = self._score_gradients(batch)
+            d_loss = objective.discriminator_loss(real_scores, fake_scores, grad_real, grad_fake)
+            self._backpropagate_discriminator(grad_real, grad_fake)  # writes D's gradients
+            d_update = self.iteration * self.d_steps + step + 1  # D updates so far, this one included
+            for term in self.discriminator_terms:
+                if d_update % term.every == 0:
+                    logs.update(term.add_gradients(D, real, fake, condition, self.rng))
             self.d_optimizer.step()
-            if self.loss_name == "wgan":
-                for p in D.parameters():
-                    K.clip_inplace(p.value.reshape(-1), self.clip_value)
+            objective.after_discriminator_step(D)
+        d_real, d_fake = objective.score_summaries(real_scores, fake_scores)
 
         # ---- 2. generator, through the frozen discriminator -------------------
-        fake = G._forward(self._noise(batch))
-        scores = self._finite_scores(D._forward(fake), "the fakes")
-        g_loss = self._g_loss._forward(scores, targets["generator"])
-        grad_fake = D._backward(self._g_loss.backward(), K.GRAD_SKIP, True)  # D frozen: no weight gradients
-        G._backward(grad_fake, K.GRAD_WRITE, False)
+        real_scores = D.forward_unchecked(real, condition) if objective.generator_uses_real_scores else None
+        fake = G.forward_unchecked(self.noise(batch), condition)
+        fake_scores = self._finite_scores(D.forward_unchecked(fake, condition), "the fakes")
+        grad_scores = self._buffer("generator_scores", fake_scores.shape)
+        g_loss = objective.generator_loss(fake_scores, real_scores, grad_scores)
+        grad_fake = D.backward_unchecked(grad_scores, K.GRAD_SKIP, True)  # D frozen: no weight gradients
+        for term in self.generator_terms:
+            logs.update(term.add_image_gradient(fake, condition, grad_fake))
+        G.backward_unchecked(grad_fake, K.GRAD_WRITE, False)
         self.g_optimizer.step()
         self._update_ema()
 
         self.iteration += 1
-        return {"d_loss": float(d_loss), "g_loss": float(g_loss), "d_real": d_real, "d_fake": d_fake}
+        return {"d_loss": float(d_loss), "g_loss": float(g_loss), "d_real": d_real, "d_fake": d_fake, **logs}
+
+    # -- the discriminator's two halves -------------------------------------------
+    def _discriminate(self, real: np.ndarray, fake: np.ndarray,
+                      condition: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """D's scores on the real batch and on the fakes, with what its backward needs kept.
+
+        A D without batch statistics gets ``[real; fakes]`` as one pass of 2B rows (one
+        backward later); otherwise two passes, the first pass's cache set aside for
+        :meth:`_backpropagate_discriminator`.
+        """
+        D, batch = self.discriminator, real.shape[0]
+        if self._stack_d_batches:
+            stacked_condition = None if condition is None else self._stack("condition", condition, condition)
+            scores = D.forward_unchecked(self._stack("images", real, fake), stacked_condition)
+            scores = self._finite_scores(scores, "the real batch and the fakes")
+            return scores[:batch], scores[batch:]
+        real_scores = self._finite_scores(D.forward_unchecked(real, condition), "the real batch")
+        self._real_cache = D.cache_state()
+        fake_scores = self._finite_scores(D.forward_unchecked(fake, condition), "the fakes")
+        return real_scores, fake_scores
+
+    def _score_gradients(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Views of one (2B, 1) buffer for d loss / d scores of the two halves."""
+        grad = self._buffer("discriminator_scores", (2 * batch, 1))
+        return grad[:batch], grad[batch:]
+
+    def _backpropagate_discriminator(self, grad_real: np.ndarray, grad_fake: np.ndarray) -> None:
+        """D's backward of both halves; the parameter gradients are *written* (replacing the
+        last step's, a zero_grad without the extra sweep)."""
+        D = self.discriminator
+        if self._stack_d_batches:
+            D.backward_unchecked(self._buffers["discriminator_scores"], K.GRAD_WRITE, False)
+            return
+        D.backward_unchecked(grad_fake, K.GRAD_WRITE, False)  # the cache holds the fake pass
+        D.restore_cache(self._real_cache)
+        D.backward_unchecked(grad_real, K.GRAD_ADD, False)  # a + b == b + a: the order does not matter
+        self._real_cache = None
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A work array reused across steps (whoever reads it is done before it is refilled)."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape:
+            buffer = self._buffers[name] = np.empty(shape, dtype=self.dtype)
+        return buffer
+
+    def _stack(self, name: str, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """``[first; second]`` in a reused buffer (D's backward is done with the previous
+        one before this overwrites it)."""
+        shape = (first.shape[0] + second.shape[0], *first.shape[1:])
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != first.dtype:
+            buffer = self._buffers[name] = np.empty(shape, dtype=first.dtype)
+        buffer[:first.shape[0]] = first
+        buffer[first.shape[0]:] = second
+        return buffer
 
     def _update_ema(self) -> None:
         """Every ``EMA_EVERY`` iterations, move ``generator_ema`` towards the generator
@@ -232,34 +304,11 @@ class GAN:
                 average.buffers[name][...] = value
 
     def _finite_scores(self, scores: np.ndarray, what: str) -> np.ndarray:
-        """Stop before the loss sees NaN/inf (its input check would raise a plain ValueError)."""
+        """Stop before the objective sees NaN/inf."""
         if not K.all_finite(scores.reshape(-1)):
             raise TrainingDiverged(f"the discriminator's output on {what} became NaN or inf at iteration "
                                    f"{self.iteration + 1}")
         return scores
-
-    def _targets(self, batch: int) -> dict[str, np.ndarray]:
-        """The loss targets for a batch of ``batch`` rows (built once per batch size):
-        ``real`` (1, or 1 - label_smoothing), ``fake`` (0), ``real_and_fake`` (both
-        stacked) and ``generator`` (1, the non-saturating target)."""
-        key = (batch, self._real_target(), self.dtype)
-        if self._target_cache.get("key") != key:
-            def column(value: float) -> np.ndarray:
-                return np.full((batch, 1), value, dtype=self.dtype)
-            real, fake = column(self._real_target()), column(0.0)
-            self._target_cache = {"key": key, "real": real, "fake": fake,
-                                  "real_and_fake": np.concatenate([real, fake]), "generator": column(1.0)}
-        return self._target_cache
-
-    def _stack(self, real: np.ndarray, fake: np.ndarray) -> np.ndarray:
-        """``[real; fake]`` in a buffer reused across steps (D's backward is done with the
-        previous one before this overwrites it)."""
-        shape = (real.shape[0] + fake.shape[0], real.shape[1])
-        if self._stack_buffer is None or self._stack_buffer.shape != shape:
-            self._stack_buffer = np.empty(shape, dtype=self.dtype)
-        self._stack_buffer[:real.shape[0]] = real
-        self._stack_buffer[real.shape[0]:] = fake
-        return self._stack_buffer
 
     def _flat_batch(self, batch: Any, name: str) -> np.ndarray:
         batch = check_float_array(batch, name, dtype=self.dtype)
@@ -275,9 +324,18 @@ class GAN:
             )
         return batch.reshape(batch.shape[0], size)
 
+    def _check_condition(self, condition: Any, n: int, name: str = "condition") -> None:
+        if condition is None and self.conditional:
+            raise ValueError(f"this GAN is conditional: pass {name}= (one label per image)")
+        if condition is not None and not self.conditional:
+            raise ValueError(f"this GAN's networks take no {name}, got {describe(condition)}")
+        for net in (self.generator, self.discriminator):
+            if net.uses_condition:
+                net.check_condition(condition, n, name)
+
     # ------------------------------------------------------------------
     def sample(self, n: int, *, seed: int | None = None, noise: np.ndarray | None = None,
-               batch_size: int = 1000, ema: bool = True) -> np.ndarray:
+               condition: np.ndarray | None = None, batch_size: int = 1000, ema: bool = True) -> np.ndarray:
         """Generate ``n`` images with the generator in inference mode.
 
         Parameters
@@ -287,6 +345,8 @@ class GAN:
             Seed of the noise (the GAN's own random stream is not touched).
         noise : ndarray (n, latent_dim), optional
             Use these noise vectors instead.
+        condition : ndarray (n,), optional
+            The labels to generate, for a conditional generator.
         ema : bool
             Use ``generator_ema`` (the moving average of G's weights) when the GAN keeps
             one (the default); ``False``: the live generator.
@@ -297,7 +357,7 @@ class GAN:
         """
         n = check_int(n, "n", minimum=1)
         if noise is None:
-            noise = self._noise(n, np.random.default_rng(seed))
+            noise = self.noise(n, np.random.default_rng(seed))
         else:
             noise = check_float_array(noise, "noise", ndim=2, dtype=self.dtype)
             if noise.shape != (n, self.latent_dim):
@@ -305,10 +365,14 @@ class GAN:
         if not isinstance(ema, (bool, np.bool_)):
             raise TypeError(f"ema must be True or False, got {describe(ema)}")
         G = self.generator_ema if ema and self.generator_ema is not None else self.generator
+        if G.uses_condition or condition is not None:
+            G.check_condition(condition, n)
         was_training = G.training
         G.eval()
         try:
-            chunks = [G._forward(noise[i:i + batch_size]).copy() for i in range(0, n, batch_size)]
+            chunks = [G.forward_unchecked(noise[i:i + batch_size],
+                                          None if condition is None else condition[i:i + batch_size]).copy()
+                      for i in range(0, n, batch_size)]
         finally:
             if was_training:
                 G.train()
@@ -319,31 +383,36 @@ class GAN:
         self,
         data: np.ndarray,
         *,
+        labels: np.ndarray | None = None,
         iterations: int | None = None,
         epochs: int | None = None,
-        batch_size: int = 64,
+        batch_size: int = DEFAULTS["batch_size"],
         out_dir: str | Path | None = None,
-        sample_every: int = 500,
-        checkpoint_every: int = 1000,
-        eval_every: int = 0,
+        sample_every: int = DEFAULTS["sample_every"],
+        checkpoint_every: int = DEFAULTS["checkpoint_every"],
+        eval_every: int = DEFAULTS["eval_every"],
         resume: bool = False,
         progress: bool = True,
         callbacks: Iterable[Callable[["GAN", int, dict], Any]] = (),
         config: dict | None = None,
-    ) -> "TrainingResult":
+    ) -> Any:
         """Train on ``data`` for ``iterations`` (or ``epochs``) iterations of ``train_step``.
 
         Parameters
         ----------
         data : ndarray (n, *image_shape)
             uint8 pixels (scaled to [-1, 1] here) or floats already in [-1, 1].
+        labels : ndarray (n,) of int, optional
+            One label per image: the condition of a conditional GAN.
         iterations, epochs : int
             How long to train: give one. An epoch is ``n // batch_size`` iterations
             (the last partial batch is dropped: BatchNorm wants full batches).
         batch_size : int
         out_dir : path, optional
             Run directory: ``config.json``, ``metrics.csv``, ``samples/*.png``, ``losses.png``,
-            ``progress.gif``, ``checkpoint.npz``. Without it nothing is written.
+            ``progress.gif``, ``checkpoint.npz``. Without it nothing is written. The run
+            records how the networks were built, so ``minigan sample | evaluate | info``
+            and :func:`minigan.load_gan` read it (see :func:`minigan.run.describe_gan`).
         sample_every, checkpoint_every : int
             Every how many iterations to write a fixed-noise sample grid / a checkpoint
             (0: only at the end). Both are also written at the end and on Ctrl-C/SIGTERM.
@@ -352,25 +421,48 @@ class GAN:
             classes covered, mean confidence) into ``metrics.csv`` (0: never).
         resume : bool
             Continue from ``out_dir/checkpoint.npz``; the result is bit-identical to an
-            uninterrupted run with the same settings.
+            uninterrupted run with the same settings. The run's settings, batch size
+            and data must match the recorded ones (an error says what differs).
         progress : bool
             Show a tqdm progress bar.
         callbacks : iterable of callables ``f(gan, iteration, logs)``
             Called after every iteration.
+        config : dict, optional
+            Extra JSON-compatible settings to record in ``config.json`` (the command
+            line records its options here).
 
         Returns
         -------
-        TrainingResult with the metrics history, whether the run was interrupted, and paths.
+        minigan.run.TrainingResult with the metrics history, whether the run was
+        interrupted, and paths.
         """
         from .run import train  # the run-directory machinery lives beside the loop
 
         return train(
-            self, data, iterations=iterations, epochs=epochs, batch_size=batch_size, out_dir=out_dir,
-            sample_every=sample_every, checkpoint_every=checkpoint_every, eval_every=eval_every, resume=resume,
-            progress=progress, callbacks=callbacks, config=config,
+            self, data, labels=labels, iterations=iterations, epochs=epochs, batch_size=batch_size,
+            out_dir=out_dir, sample_every=sample_every, checkpoint_every=checkpoint_every, eval_every=eval_every,
+            resume=resume, progress=progress, callbacks=callbacks, config=config,
         )
 
     # ------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Everything that defines this GAN, as JSON-compatible values: the objective, the
+        optimizers, the loop's settings and the extra terms (the networks are described by
+        :meth:`Sequential.get_config`). Resume compares it with the run's record."""
+        return {
+            "objective": objective_config(self.objective),
+            "g_optimizer": self.g_optimizer.get_config(),
+            "d_optimizer": self.d_optimizer.get_config(),
+            "d_steps": self.d_steps,
+            "ema_decay": self.ema_decay,
+            "seed": self.seed,
+            "latent_dim": self.latent_dim,
+            "image_shape": list(self.image_shape),
+            "dtype": self.dtype.name,
+            "discriminator_terms": [term_config(t) for t in self.discriminator_terms],
+            "generator_terms": [term_config(t) for t in self.generator_terms],
+        }
+
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Everything needed to continue training: arrays and JSON metadata."""
         arrays: dict[str, np.ndarray] = {}
@@ -446,6 +538,16 @@ class GAN:
                    for net in (self.generator, self.discriminator) for p in net.parameters())
 
 
+def _check_terms(terms: Iterable[Any], kind: type, name: str) -> list[Any]:
+    if isinstance(terms, (str, bytes)) or not hasattr(terms, "__iter__"):
+        raise TypeError(f"{name} must be a list of {kind.__name__} objects, got {describe(terms)}")
+    checked = list(terms)
+    for i, term in enumerate(checked):
+        if not isinstance(term, kind):
+            raise TypeError(f"{name}[{i}] must be a minigan.terms.{kind.__name__}, got {describe(term)}")
+    return checked
+
+
 def _layer_generators(gan: GAN) -> list[np.random.Generator]:
     """Random streams owned by layers (Dropout masks), in a fixed order."""
     found = []
@@ -457,19 +559,6 @@ def _layer_generators(gan: GAN) -> list[np.random.Generator]:
     return found
 
 
-class TrainingResult:
-    """What :meth:`GAN.fit` returns: ``history`` (dict of metric -> list), ``interrupted``
-    (the signal name if Ctrl-C/SIGTERM stopped the run, else None), ``iteration`` reached,
-    ``out_dir``, and ``seconds`` of training."""
-
-    def __init__(self, history: dict[str, list[float]], iteration: int, interrupted: str | None,
-                 out_dir: Path | None, seconds: float) -> None:
-        self.history = history
-        self.iteration = iteration
-        self.interrupted = interrupted
-        self.out_dir = out_dir
-        self.seconds = seconds
-
-    def __repr__(self) -> str:
-        state = f"interrupted by {self.interrupted}" if self.interrupted else "finished"
-        return f"TrainingResult(iteration={self.iteration}, {state}, seconds={self.seconds:.1f})"
+def term_config(term: Any) -> dict[str, Any]:
+    """``{"class": name, "config": term.get_config()}`` for a run's record."""
+    return {"class": type(term).__name__, "config": term.get_config()}

@@ -11,8 +11,10 @@ Every layer follows one contract:
 * ``train()`` / ``eval()`` switch the mode; ``zero_grad()`` clears ``grads``.
 
 Inputs are 2-D arrays ``(batch, features)``. The public ``forward``/``backward``
-validate their arguments; :class:`~minigan.model.Sequential` validates once at
-the model's boundary and then calls the unchecked ``_forward``/``_backward``.
+validate their arguments. :class:`~minigan.model.Sequential` validates once at the
+model's boundary and then calls each layer's unchecked pair ``forward_unchecked`` /
+``backward_unchecked`` (the advanced interface, see :class:`Layer`), which the
+built-in layers implement without any checks.
 """
 from __future__ import annotations
 
@@ -48,14 +50,68 @@ class Layer:
                 return grad_y * self.params["s"]
 
     ``mg.gradcheck(Scale(3), x)`` then checks both gradients by central differences.
+
+    The advanced interface
+    ----------------------
+    What :class:`~minigan.model.Sequential` and the training loop use, documented so
+    that a layer of your own can take part in it:
+
+    ``forward_unchecked(x)`` / ``backward_unchecked(grad_y, grad_mode)``
+        The same computation without argument checks. ``grad_mode`` says what happens
+        to the parameter gradients: ``kernels.GRAD_ADD`` (add, the contract of
+        ``backward``), ``GRAD_WRITE`` (overwrite: a ``zero_grad`` without the extra
+        sweep) or ``GRAD_SKIP`` (leave them: a frozen network). The defaults here call
+        the checked ``forward``/``backward`` and adapt ``grad_mode``.
+    ``unchecked`` (class attribute)
+        True when ``forward_unchecked``/``backward_unchecked`` may be trusted with
+        inputs validated once at the model's boundary: Sequential then calls them
+        directly. False (the default for your layers) makes Sequential call
+        ``forward``/``backward`` and check what they return. A subclass that overrides
+        ``forward`` or ``backward`` without overriding the unchecked pair gets
+        ``unchecked = False`` (and loses ``fuses_activation``/``fusable``) automatically,
+        so its own methods always run.
+    ``rows_independent`` (class attribute)
+        True when every row of a batch is computed on its own (no batch statistics):
+        one pass over stacked batches then equals separate passes.
+    ``uses_condition`` (class attribute)
+        True for a layer that also takes a condition (e.g. class labels):
+        ``forward(x, condition)`` and ``forward_unchecked(x, condition)``, with the
+        condition an array whose first axis has the batch's length.
+    ``cache_state()`` / ``restore_cache(state)``
+        What ``backward`` needs from the last ``forward``, taken out and put back,
+        so that two forward passes can share one backward later (the GAN loop does
+        this for a discriminator with batch statistics). The default takes every
+        instance attribute except ``params``, ``grads``, ``buffers`` and ``training``
+        (by reference, not copied): override it if your forward reuses its cache
+        arrays in place.
+    ``get_config()``
+        The constructor arguments as JSON-compatible values, so that a model can be
+        rebuilt from a run's ``config.json`` (``layer_from_config``). A layer of your
+        own implements it to be saved with a run; see :func:`layer_from_config`.
     """
 
-    #: True for layers whose forward/backward validate their own inputs and provide
-    #: the unchecked ``_forward``/``_backward`` fast path used by Sequential.
-    _has_fast_path = False
-    #: True for built-in layers that treat every row of a batch on its own (no batch
-    #: statistics), so one pass over stacked batches equals separate passes.
-    _rows_independent = False
+    unchecked = False
+    rows_independent = False
+    uses_condition = False
+    #: A Dense-like layer whose ``forward_unchecked(x, activation)`` can absorb the
+    #: activation after it (one sweep for bias + activation).
+    fuses_activation = False
+    #: An elementwise activation that a ``fuses_activation`` layer can absorb.
+    fusable = False
+    #: Attributes ``backward`` reads, for :meth:`cache_state` (None: every instance attribute).
+    cache_attributes: tuple[str, ...] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overrides_checked = "forward" in vars(cls) or "backward" in vars(cls)
+        overrides_unchecked = "forward_unchecked" in vars(cls) or "backward_unchecked" in vars(cls)
+        if overrides_checked and not overrides_unchecked:
+            # Sequential must call this class's own forward/backward, not an inherited fast path.
+            cls.unchecked = False
+            cls.fuses_activation = False
+            cls.fusable = False
+            cls.rows_independent = vars(cls).get("rows_independent", False)
+            cls.cache_attributes = None
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
@@ -105,6 +161,14 @@ class Layer:
             clone.dtype = dtype
         return clone
 
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments as JSON-compatible values (see the class docstring)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement get_config(): return its constructor arguments as a dict "
+            "so that a run holding it can be rebuilt, and pass custom_layers={'"
+            f"{type(self).__name__}': {type(self).__name__}}} when loading it"
+        )
+
     # -- computation --------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
@@ -112,10 +176,11 @@ class Layer:
     def backward(self, grad_y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_y)")
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_unchecked(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`forward` without argument checks (see the class docstring)."""
         return self.forward(x)
 
-    def _backward(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
+    def backward_unchecked(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
         """Backward with a choice of what happens to the parameter gradients
         (``K.GRAD_ADD``, ``K.GRAD_WRITE`` or ``K.GRAD_SKIP``). Built-in layers do it in
         their kernels; a custom layer only knows how to add, so this adapts."""
@@ -129,6 +194,18 @@ class Layer:
         for k, v in saved.items():
             self.grads[k][...] = v
         return grad_x
+
+    def cache_state(self) -> dict[str, Any]:
+        """References to what ``backward`` needs from the last ``forward``."""
+        names = self.cache_attributes
+        if names is None:
+            names = tuple(k for k in vars(self) if k not in ("params", "grads", "buffers", "training"))
+        return {name: getattr(self, name, None) for name in names}
+
+    def restore_cache(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`cache_state` took."""
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -185,8 +262,10 @@ class Dense(Layer):
     ``dL/dy_act * a'(y_act)`` in the same sweep that sums ``dL/db``.
     """
 
-    _has_fast_path = True
-    _rows_independent = True
+    unchecked = True
+    rows_independent = True
+    fuses_activation = True
+    cache_attributes = ("_x", "_y")
 
     def __init__(
         self,
@@ -215,18 +294,22 @@ class Dense(Layer):
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, dtype={self.dtype.name}"
 
+    def get_config(self) -> dict[str, Any]:
+        return {"in_features": self.in_features, "out_features": self.out_features, "init": self.init,
+                "dtype": self.dtype.name}
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``y = x @ W + b``; x: (N, in_features) -> y: (N, out_features)."""
         x = self._check_input(x, self.in_features, self.dtype)
-        return self._forward(x)
+        return self.forward_unchecked(x)
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray:
         """Add ``x^T G`` to ``grads['W']`` and ``sum_rows G`` to ``grads['b']``; return ``G W^T``."""
         grad_y = self._check_grad(grad_y, self._y)
-        return self._backward(grad_y)
+        return self.backward_unchecked(grad_y)
 
     # -- unchecked fast path (also used fused with an activation) -----------
-    def _forward(self, x: np.ndarray, activation: "Activation | None" = None) -> np.ndarray:
+    def forward_unchecked(self, x: np.ndarray, activation: "Activation | None" = None) -> np.ndarray:
         y = np.empty((x.shape[0], self.out_features), dtype=self.dtype)
         np.matmul(x, self.params["W"], out=y)
         if activation is None:
@@ -238,7 +321,7 @@ class Dense(Layer):
         self._y = y
         return y
 
-    def _backward(
+    def backward_unchecked(
         self,
         grad_y: np.ndarray,
         grad_mode: int = K.GRAD_ADD,
@@ -274,8 +357,10 @@ class Activation(Layer):
     ``dL/dx = dL/dy * f'(x)`` with ``f'`` written in terms of ``y``.
     """
 
-    _has_fast_path = True
-    _rows_independent = True
+    unchecked = True
+    rows_independent = True
+    fusable = True
+    cache_attributes = ("_y",)
     kind = K.ACT_IDENTITY
 
     def __init__(self) -> None:
@@ -283,23 +368,26 @@ class Activation(Layer):
         self.alpha = 0.0
         self._y: np.ndarray | None = None
 
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, F) -> y: (N, F)."""
         x = self._check_input(x, None)
-        return self._forward(x)
+        return self.forward_unchecked(x)
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray:
         """``grad_x = grad_y * f'(x)``, shape (N, F)."""
         grad_y = self._check_grad(grad_y, self._y)
-        return self._backward(grad_y)
+        return self.backward_unchecked(grad_y)
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_unchecked(self, x: np.ndarray) -> np.ndarray:
         y = np.empty_like(x)
         K.bias_activation(x, None, self.kind, self.alpha, y)
         self._y = y
         return y
 
-    def _backward(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
+    def backward_unchecked(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
         grad_x = np.empty_like(grad_y)
         K.activation_backward(grad_y, self._y, self.kind, self.alpha, grad_x)
         return grad_x
@@ -322,6 +410,9 @@ class LeakyReLU(Activation):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
 
 
 class ReLU(Activation):
@@ -365,7 +456,8 @@ class BatchNorm(Layer):
     where the last two terms come from the batch mean and variance depending on x_i.
     """
 
-    _has_fast_path = True
+    unchecked = True
+    cache_attributes = ("_x_hat", "_inv_std", "_forward_was_training")
 
     def __init__(self, num_features: int, *, momentum: float = 0.8, eps: float = 1e-3, dtype: Any = np.float32) -> None:
         super().__init__()
@@ -394,6 +486,10 @@ class BatchNorm(Layer):
     def extra_repr(self) -> str:
         return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"
 
+    def get_config(self) -> dict[str, Any]:
+        return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps,
+                "dtype": self.dtype.name}
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, F) -> y: (N, F). Training mode needs N >= 2 (one sample has no variance)."""
         x = self._check_input(x, self.num_features, self.dtype)
@@ -402,14 +498,14 @@ class BatchNorm(Layer):
                 f"x must hold at least 2 samples for BatchNorm in training mode, got shape {x.shape}; "
                 "use a larger batch or call eval() first"
             )
-        return self._forward(x)
+        return self.forward_unchecked(x)
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray:
         """Return dL/dx (N, F); add dL/dgamma and dL/dbeta into ``grads``."""
         grad_y = self._check_grad(grad_y, self._x_hat)
-        return self._backward(grad_y)
+        return self.backward_unchecked(grad_y)
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_unchecked(self, x: np.ndarray) -> np.ndarray:
         y = np.empty_like(x)
         x_hat = np.empty_like(x)
         inv_std = np.empty(x.shape[1], dtype=x.dtype)
@@ -428,7 +524,7 @@ class BatchNorm(Layer):
         self._inv_std = inv_std
         return y
 
-    def _backward(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
+    def backward_unchecked(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
         grad_x = np.empty_like(grad_y)
         kernel = K.batchnorm_backward_train if self._forward_was_training else K.batchnorm_backward_eval
         kernel(
@@ -451,8 +547,9 @@ class Dropout(Layer):
     Backward: ``dL/dx = dL/dy * mask`` with the same scaled mask.
     """
 
-    _has_fast_path = True
-    _rows_independent = True
+    unchecked = True
+    rows_independent = True
+    cache_attributes = ("_mask", "_shape", "_dtype")
 
     def __init__(self, rate: float, *, rng: Any = None) -> None:
         super().__init__()
@@ -465,19 +562,22 @@ class Dropout(Layer):
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
 
+    def get_config(self) -> dict[str, Any]:
+        return {"rate": self.rate}
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, F) -> y: (N, F)."""
         x = self._check_input(x, None)
-        return self._forward(x)
+        return self.forward_unchecked(x)
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray:
         if self._shape is None:
             raise RuntimeError("Dropout.backward() called before forward(): run forward first")
         grad_y = check_float_array(grad_y, "grad_y", dtype=self._dtype)
         check_shape(grad_y, self._shape, "grad_y (the gradient of the layer's output)")
-        return self._backward(grad_y)
+        return self.backward_unchecked(grad_y)
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_unchecked(self, x: np.ndarray) -> np.ndarray:
         self._shape = x.shape
         self._dtype = x.dtype
         if not self.training or self.rate == 0.0:
@@ -491,9 +591,73 @@ class Dropout(Layer):
         self._mask = mask
         return y
 
-    def _backward(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
+    def backward_unchecked(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD) -> np.ndarray:
         if self._mask is None:
             return grad_y
         grad_x = np.empty_like(grad_y)
         K.multiply(grad_y, self._mask, grad_x)
         return grad_x
+
+
+#: The built-in layers by class name, for :func:`layer_from_config`.
+BUILTIN_LAYERS: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (Dense, Activation, LeakyReLU, ReLU, Tanh, Sigmoid, BatchNorm, Dropout)
+}
+
+
+#: Layer classes of your own registered with :func:`register_layer`, by class name.
+REGISTERED_LAYERS: dict[str, type[Layer]] = {}
+
+
+def register_layer(cls: type[Layer]) -> type[Layer]:
+    """Class decorator: make a layer of your own known to :func:`layer_from_config`, so
+    that runs holding it load by name (also from the command line, after
+    ``minigan ... --import your_module``). The class must implement ``get_config``."""
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register_layer takes a Layer subclass, got {cls!r}")
+    if cls.__name__ in BUILTIN_LAYERS:
+        raise ValueError(f"{cls.__name__} is the name of a built-in layer; give your class another name")
+    REGISTERED_LAYERS[cls.__name__] = cls
+    return cls
+
+
+def layer_config(layer: Layer) -> dict[str, Any]:
+    """``{"class": name, "config": layer.get_config()}``: one layer as JSON-compatible values."""
+    return {"class": type(layer).__name__, "config": layer.get_config()}
+
+
+def layer_from_config(spec: Any, custom_layers: dict[str, type[Layer]] | None = None) -> Layer:
+    """Rebuild a layer from :func:`layer_config`'s output (weights fresh; load them after).
+
+    Parameters
+    ----------
+    spec : dict with "class" and "config"
+    custom_layers : dict of class name -> Layer subclass, optional
+        Your own layer classes, for models that hold them (each must implement
+        ``get_config`` and accept its output as keyword arguments); classes
+        registered with :func:`register_layer` are found without it.
+    """
+    if not isinstance(spec, dict) or not isinstance(spec.get("class"), str) or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"a layer spec must be a dict with 'class' (str) and 'config' (dict), got {spec!r:.80}")
+    classes = {**BUILTIN_LAYERS, **REGISTERED_LAYERS, **(custom_layers or {})}
+    name = spec["class"]
+    if name not in classes:
+        raise ValueError(
+            f"the model holds a layer of class {name!r}, which is not a built-in minigan layer; decorate your "
+            f"class with @minigan.register_layer (on the command line: --import the module defining it) or "
+            f"pass custom_layers={{{name!r}: {name}}} to load it"
+        )
+    config = dict(spec["config"])
+    cls = classes[name]
+    if "rng" in _init_parameters(cls):
+        config.setdefault("rng", 0)  # the weights are loaded afterwards: a fixed seed keeps this cheap and quiet
+    try:
+        return cls(**config)
+    except TypeError as exc:
+        raise ValueError(f"cannot rebuild layer {name} from its config {spec['config']}: {exc}") from None
+
+
+def _init_parameters(cls: type) -> tuple[str, ...]:
+    import inspect
+
+    return tuple(inspect.signature(cls.__init__).parameters)

@@ -4,6 +4,12 @@ Every loss computes its value and its gradient in one kernel sweep during
 ``forward``; ``backward`` returns the gradient of the *mean* loss with respect to
 ``pred``, with ``pred``'s shape and dtype.
 
+The advanced interface, used by the GAN objectives (:mod:`minigan.objectives`):
+``forward_unchecked(pred, target)`` skips the checks (``target`` an array of
+``pred``'s shape and dtype), and ``sum_and_gradient(pred, target, grad, denominator)``
+returns the *summed* loss and writes ``d(sum / denominator) / d pred`` into a
+caller's array, so that two halves of a batch can fill one gradient.
+
 ``target`` is an array of ``pred``'s shape or a scalar (broadcast).
 """
 from __future__ import annotations
@@ -21,6 +27,8 @@ class Loss:
 
     #: Whether targets must lie in [0, 1] (probabilities) -- else any finite value.
     targets_are_probabilities = True
+    #: Whether targets must be labels: 1 (real), 0 or -1 (fake).
+    targets_are_labels = False
 
     def __init__(self) -> None:
         self._grad: np.ndarray | None = None
@@ -43,24 +51,27 @@ class Loss:
             raise ValueError(
                 f"target of {type(self).__name__} must lie in [0, 1], got values from {target.min()} to {target.max()}"
             )
+        if self.targets_are_labels and not np.isin(target, (-1.0, 0.0, 1.0)).all():
+            raise ValueError(f"target of {type(self).__name__} must hold labels 1 (real) and 0 or -1 (fake)")
         return pred, target
 
     def forward(self, pred: np.ndarray, target: Any) -> float:
         """Mean loss over every entry of ``pred`` (N,) or (N, 1); keeps dL/dpred for :meth:`backward`."""
         pred, target = self._prepare(pred, target)
-        return self._forward(pred, target)
+        return self.forward_unchecked(pred, target)
 
-    def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+    def forward_unchecked(self, pred: np.ndarray, target: np.ndarray) -> float:
         """:meth:`forward` without the checks: ``target`` is an array of ``pred``'s shape
-        and dtype (the GAN loop's fast path, which builds its targets once)."""
+        and dtype."""
         grad = np.empty_like(pred)
-        total = self._evaluate(pred, target, grad)
+        total = self.sum_and_gradient(pred, target, grad, pred.size)
         self._grad = grad
         return total / pred.size
 
-    def _evaluate(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:  # pragma: no cover
-        """Return the summed loss and write d(mean loss)/dpred into ``grad`` (one kernel sweep)."""
-        raise NotImplementedError
+    def sum_and_gradient(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray, denominator: float) -> float:
+        """Return the summed loss and write ``d(sum / denominator) / d pred`` into ``grad``
+        (one kernel sweep; no checks: ``target`` and ``grad`` have ``pred``'s shape and dtype)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement sum_and_gradient")  # pragma: no cover
 
     def backward(self) -> np.ndarray:
         """dL/dpred of the mean loss, same shape and dtype as ``pred``."""
@@ -90,10 +101,10 @@ class BCEWithLogits(Loss):
         super().__init__()
         self.label_smoothing = check_real(label_smoothing, "label_smoothing", minimum=0.0, maximum=1.0, max_inclusive=False)
 
-    def _evaluate(self, logits: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:
+    def sum_and_gradient(self, logits: np.ndarray, target: np.ndarray, grad: np.ndarray, denominator: float) -> float:
         if self.label_smoothing:
             target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
-        return K.bce_with_logits(logits, target, grad)
+        return K.bce_with_logits(logits, target, float(denominator), grad)
 
     def __repr__(self) -> str:
         return f"BCEWithLogits(label_smoothing={self.label_smoothing})"
@@ -111,13 +122,13 @@ class BCE(Loss):
         super().__init__()
         self.eps = check_real(eps, "eps", minimum=0.0, maximum=0.5, min_inclusive=False, max_inclusive=False)
 
-    def _evaluate(self, prob: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:
+    def sum_and_gradient(self, prob: np.ndarray, target: np.ndarray, grad: np.ndarray, denominator: float) -> float:
         if prob.min() < 0 or prob.max() > 1:
             raise ValueError(
                 f"pred of BCE must be probabilities in [0, 1], got values from {prob.min()} to {prob.max()}; "
                 "for logits use BCEWithLogits"
             )
-        return K.bce_on_probabilities(prob, target, self.eps, grad)
+        return K.bce_on_probabilities(prob, target, self.eps, float(denominator), grad)
 
 
 class MSE(Loss):
@@ -125,15 +136,8 @@ class MSE(Loss):
 
     targets_are_probabilities = False
 
-    def _evaluate(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:
-        return K.squared_error(pred, target, grad)
-
-
-def _signs(target: np.ndarray) -> np.ndarray:
-    """Targets 1 (real) / 0 (fake) as signs +1 / -1; -1 is accepted as fake too."""
-    if not np.isin(target, (-1.0, 0.0, 1.0)).all():
-        raise ValueError("target must hold labels 1 (real) and 0 or -1 (fake) for this loss")
-    return np.where(target > 0, 1.0, -1.0).astype(target.dtype)
+    def sum_and_gradient(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray, denominator: float) -> float:
+        return K.squared_error(pred, target, float(denominator), grad)
 
 
 class Hinge(Loss):
@@ -141,9 +145,10 @@ class Hinge(Loss):
     target 0 (fake); ``dL/dp = -s / size`` where the margin is violated, else 0."""
 
     targets_are_probabilities = False
+    targets_are_labels = True
 
-    def _evaluate(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:
-        return K.hinge(pred, _signs(target), grad)
+    def sum_and_gradient(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray, denominator: float) -> float:
+        return K.hinge(pred, target, float(denominator), grad)
 
 
 class Wasserstein(Loss):
@@ -151,9 +156,10 @@ class Wasserstein(Loss):
     target 0 (fake): minimizing it raises scores of real samples; ``dL/dp = -s / size``."""
 
     targets_are_probabilities = False
+    targets_are_labels = True
 
-    def _evaluate(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray) -> float:
-        return K.wasserstein(pred, _signs(target), grad)
+    def sum_and_gradient(self, pred: np.ndarray, target: np.ndarray, grad: np.ndarray, denominator: float) -> float:
+        return K.wasserstein(pred, target, float(denominator), grad)
 
 
 class SoftmaxCrossEntropy:
@@ -191,5 +197,3 @@ class SoftmaxCrossEntropy:
             raise RuntimeError("SoftmaxCrossEntropy.backward() called before forward(): run forward first")
         return self._grad
 
-
-LOSSES = {"bce": BCEWithLogits, "bce_probabilities": BCE, "mse": MSE, "hinge": Hinge, "wasserstein": Wasserstein}

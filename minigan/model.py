@@ -1,10 +1,11 @@
 """Sequential: a stack of layers run in order, with the fused fast path.
 
-When a :class:`~minigan.layers.Dense` is directly followed by an activation,
-Sequential runs the pair as one step: the matrix product (BLAS), then one
-kernel sweep for bias + activation; backward forms the activation derivative
-and the bias gradient in one sweep too. The numbers are the same as running the
-two layers separately (``Sequential(layers, fuse=False)``) -- only faster.
+When a layer that declares ``fuses_activation`` (:class:`~minigan.layers.Dense`)
+is directly followed by one that declares ``fusable`` (the built-in activations),
+Sequential runs the pair as one step: the matrix product (BLAS), then one kernel
+sweep for bias + activation; backward forms the activation derivative and the
+bias gradient in one sweep too. The numbers are the same as running the two
+layers separately (``Sequential(layers, fuse=False)``) -- only faster.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from . import kernels as K
 from ._validation import check_float_array, check_shape, describe
-from .layers import Activation, BatchNorm, Dense, Layer
+from .layers import Activation, BatchNorm, Layer, layer_config, layer_from_config
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class Sequential(Layer):
     Names
     -----
     Parameters and state are named ``"{index}.{name}"`` (``"0.W"``, ``"2.running_mean"``).
+
+    Conditions
+    ----------
+    When a layer declares ``uses_condition`` (e.g. a class embedding), the model is
+    conditional: ``forward(x, condition)`` hands the condition (an array with one
+    entry per row, such as integer labels (N,)) to those layers.
     """
 
     def __init__(self, layers: Iterable[Layer], *, fuse: bool = True) -> None:
@@ -71,7 +78,6 @@ class Sequential(Layer):
         self._custom_input_shapes: dict[int, tuple[int, ...]] = {}
         self._check_feature_sizes()
         self._steps = self._plan()
-        self._in_features = self._first_in_features()
         self._dtype = next((getattr(l, "dtype") for l in layers if hasattr(l, "dtype")), None)
         self._output: np.ndarray | None = None
 
@@ -90,9 +96,22 @@ class Sequential(Layer):
             if features is not None:
                 features = layer.output_features(features)
 
-    def _first_in_features(self) -> int | None:
+    @property
+    def in_features(self) -> int | None:  # type: ignore[override]
+        """Input feature count, when the first layer fixes it (Dense, BatchNorm), else None."""
         first = self.layers[0]
         return getattr(first, "in_features", getattr(first, "num_features", None))
+
+    @property
+    def rows_independent(self) -> bool:  # type: ignore[override]
+        """True when every layer declares ``rows_independent`` (no batch statistics):
+        then one pass over stacked batches computes exactly what separate passes would."""
+        return all(layer.rows_independent for layer in self.layers)
+
+    @property
+    def uses_condition(self) -> bool:  # type: ignore[override]
+        """True when some layer takes a condition (see the class docstring)."""
+        return any(layer.uses_condition for layer in self.layers)
 
     def _plan(self) -> list[tuple[Layer, Activation | None]]:
         steps: list[tuple[Layer, Activation | None]] = []
@@ -100,12 +119,7 @@ class Sequential(Layer):
         while i < len(self.layers):
             layer = self.layers[i]
             nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
-            if (
-                self.fuse
-                and type(layer) is Dense
-                and isinstance(nxt, Activation)
-                and type(nxt)._forward is Activation._forward
-            ):
+            if self.fuse and layer.fuses_activation and isinstance(nxt, Activation) and nxt.fusable:
                 steps.append((layer, nxt))
                 i += 2
             else:
@@ -189,40 +203,53 @@ class Sequential(Layer):
         return Sequential([layer.astype(dtype) for layer in self.layers], fuse=self.fuse)
 
     # -- computation ----------------------------------------------------------
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Run every layer on x: (N, in_features) -> (N, out_features)."""
+    def forward(self, x: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray:
+        """Run every layer on x: (N, in_features) -> (N, out_features).
+
+        ``condition`` (an array with N entries, e.g. integer labels) is required by a
+        conditional model and refused by any other.
+        """
         x = check_float_array(x, "x", ndim=2, dtype=self._dtype)
-        if self._in_features is not None and x.shape[1] != self._in_features:
-            raise ValueError(f"x must have {self._in_features} features (columns), got shape {x.shape}")
+        if self.in_features is not None and x.shape[1] != self.in_features:
+            raise ValueError(f"x must have {self.in_features} features (columns), got shape {x.shape}")
         for layer in self.layers:
             if isinstance(layer, BatchNorm) and layer.training and x.shape[0] < 2:
                 raise ValueError(
                     f"x must hold at least 2 samples in training mode (the model has BatchNorm), got shape "
                     f"{x.shape}; call eval() first to run single samples"
                 )
-        return self._forward(x)
+        self.check_condition(condition, x.shape[0])
+        return self.forward_unchecked(x, condition)
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def check_condition(self, condition: Any, n: int, name: str = "condition") -> None:
+        """Raise a clear error unless ``condition`` fits this model and a batch of ``n`` rows."""
+        if not self.uses_condition:
+            if condition is not None:
+                raise ValueError(f"this model takes no {name} (none of its layers uses one), got {describe(condition)}")
+            return
+        if condition is None:
+            users = [f"layers[{i}] {layer!r}" for i, layer in enumerate(self.layers) if layer.uses_condition]
+            raise ValueError(f"this model is conditional ({', '.join(users)}): pass {name}= with one entry per row")
+        if not isinstance(condition, np.ndarray) or condition.ndim < 1 or condition.shape[0] != n:
+            raise ValueError(f"{name} must be an array with one entry per row ({n}), got {describe(condition)}")
+
+    def forward_unchecked(self, x: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`forward` without the checks, for callers that validated ``x`` (and the
+        condition) once, such as the GAN loop."""
         for index, (layer, activation) in enumerate(self._steps):
             if activation is not None:
-                x = layer._forward(x, activation)  # type: ignore[call-arg]
-            elif _is_builtin(layer):
-                x = layer._forward(x)
+                x = layer.forward_unchecked(x, activation)  # type: ignore[call-arg]
+            elif layer.unchecked:
+                x = layer.forward_unchecked(x, condition) if layer.uses_condition else layer.forward_unchecked(x)
             else:
-                x = self._run_custom(index, layer, x)
+                x = self._run_custom(index, layer, x, condition)
         self._output = x
         return x
 
-    def _all_rows_independent(self) -> bool:
-        """True when every layer is a built-in one that treats the rows of a batch
-        independently (no BatchNorm, no custom layer): then one pass over stacked
-        batches computes exactly what separate passes would."""
-        return all(_is_builtin(layer) and layer._rows_independent for layer in self.layers)
-
-    def _run_custom(self, index: int, layer: Layer, x: np.ndarray) -> np.ndarray:
+    def _run_custom(self, index: int, layer: Layer, x: np.ndarray, condition: np.ndarray | None) -> np.ndarray:
         """A user's layer: call its public forward and check what it returns, because the
         compiled kernels after it trust their inputs' shapes (no bounds checks)."""
-        y = layer.forward(x)
+        y = layer.forward(x, condition) if layer.uses_condition else layer.forward(x)  # type: ignore[call-arg]
         expected = layer.output_features(x.shape[1])
         if not isinstance(y, np.ndarray) or y.ndim != 2 or y.shape[0] != x.shape[0] or y.dtype != x.dtype:
             raise ValueError(
@@ -265,16 +292,20 @@ class Sequential(Layer):
         grad_y = check_float_array(grad_y, "grad_y", dtype=self._output.dtype)
         check_shape(grad_y, self._output.shape, "grad_y (the gradient of the model's output)")
         mode = (K.GRAD_ADD if accumulate else K.GRAD_WRITE) if param_grads else K.GRAD_SKIP
-        return self._backward(grad_y, mode, input_grad)
+        return self.backward_unchecked(grad_y, mode, input_grad)
 
-    def _backward(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD, input_grad: bool = True) -> np.ndarray | None:
+    def backward_unchecked(
+        self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD, input_grad: bool = True
+    ) -> np.ndarray | None:
+        """:meth:`backward` without the checks; ``grad_mode`` is ``kernels.GRAD_ADD``,
+        ``GRAD_WRITE`` or ``GRAD_SKIP`` (see :class:`~minigan.layers.Layer`)."""
         g: np.ndarray | None = grad_y
         for index in range(len(self._steps) - 1, -1, -1):
             layer, activation = self._steps[index]
-            if isinstance(layer, Dense) and _is_builtin(layer):
-                g = layer._backward(g, grad_mode, activation, input_grad or index > 0)
+            if layer.fuses_activation:
+                g = layer.backward_unchecked(g, grad_mode, activation, input_grad or index > 0)  # type: ignore[call-arg]
             else:
-                g = layer._backward(g, grad_mode)
+                g = layer.backward_unchecked(g, grad_mode)
                 if index in self._custom_input_shapes:
                     shape = self._custom_input_shapes[index]
                     if not isinstance(g, np.ndarray) or g.shape != shape or g.dtype != grad_y.dtype:
@@ -284,6 +315,22 @@ class Sequential(Layer):
                         )
                     g = np.ascontiguousarray(g)
         return g
+
+    def cache_state(self) -> dict[str, Any]:
+        """What ``backward`` needs from the last forward of every layer (by reference).
+
+        With :meth:`restore_cache` two forward passes can each be backpropagated later:
+        ``forward(a); s = cache_state(); forward(b); backward(gb); restore_cache(s); backward(ga)``.
+        """
+        return {"output": self._output, "custom_shapes": dict(self._custom_input_shapes),
+                "layers": [layer.cache_state() for layer in self.layers]}
+
+    def restore_cache(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`cache_state` took."""
+        self._output = state["output"]
+        self._custom_input_shapes = dict(state["custom_shapes"])
+        for layer, layer_state in zip(self.layers, state["layers"]):
+            layer.restore_cache(layer_state)
 
     # -- state ------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -317,10 +364,23 @@ class Sequential(Layer):
         for name, target in targets.items():
             target[...] = converted[name]
 
+    def get_config(self) -> dict[str, Any]:
+        """The model as JSON-compatible values: ``{"layers": [layer specs], "fuse": bool}``
+        (no weights; see :meth:`from_config`)."""
+        return {"layers": [layer_config(layer) for layer in self.layers], "fuse": self.fuse}
+
+    @classmethod
+    def from_config(cls, config: Any, custom_layers: dict[str, type[Layer]] | None = None) -> "Sequential":
+        """Rebuild a model from :meth:`get_config` (fresh weights: load a state after)."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError(f"a model config must be a dict with a 'layers' list, got {config!r:.80}")
+        layers = [layer_from_config(spec, custom_layers) for spec in config["layers"]]
+        return cls(layers, fuse=bool(config.get("fuse", True)))
+
     def summary(self, batch_size: int | None = None) -> str:
         """A table of layers with their output shapes and parameter counts."""
         rows = [("#", "layer", "output shape", "params")]
-        features = self._in_features
+        features = self.in_features
         for i, layer in enumerate(self.layers):
             if features is not None:
                 features = layer.output_features(features)
@@ -331,9 +391,3 @@ class Sequential(Layer):
         rule = "-" * len(lines[0])
         total = f"Total trainable parameters: {self.num_params():,}"
         return "\n".join([lines[0], rule, *lines[1:], rule, total])
-
-
-def _is_builtin(layer: Layer) -> bool:
-    """True for minigan's own layers, whose unchecked ``_forward``/``_backward`` Sequential may call.
-    A user's subclass (even of a built-in layer) goes through its public methods instead."""
-    return type(layer).__module__ in ("minigan.layers", "minigan.model")

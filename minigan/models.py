@@ -22,8 +22,11 @@ import numpy as np
 from ._validation import check_choice, check_int, check_real, check_rng
 from .layers import BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
 from .model import Sequential
+from .settings import ACTIVATION_NAMES
 
-ACTIVATIONS = {"leaky_relu": lambda: LeakyReLU(0.2), "relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+_ACTIVATION_LAYERS = {"leaky_relu": lambda: LeakyReLU(0.2), "relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+#: Hidden activations by name (the names are the settings' ``g_activation`` / ``d_activation`` choices).
+ACTIVATIONS = {name: _ACTIVATION_LAYERS[name] for name in ACTIVATION_NAMES}
 OUTPUTS = {"tanh": Tanh, "sigmoid": Sigmoid, "linear": None}
 
 
@@ -38,11 +41,77 @@ def _image_size(image_shape: Sequence[int]) -> int:
     return int(np.prod(shape))
 
 
-def _widths(hidden: Sequence[int], name: str) -> list[int]:
+def _widths(hidden: Sequence[int], name: str, allow_empty: bool = False) -> list[int]:
     widths = list(hidden)
-    if not widths:
+    if not widths and not allow_empty:
         raise ValueError(f"{name} must list at least one hidden width, got {hidden!r}")
     return [check_int(w, f"{name}[{i}]", minimum=1) for i, w in enumerate(widths)]
+
+
+def mlp(
+    in_features: int,
+    hidden: Sequence[int],
+    out_features: int | None,
+    *,
+    activation: str = "leaky_relu",
+    batchnorm_momentum: float | None = None,
+    dropout: float = 0.0,
+    output: str = "linear",
+    dtype: Any = np.float32,
+    rng: Any = None,
+    dropout_rng: np.random.Generator | None = None,
+) -> Sequential:
+    """A dense network: hidden blocks ``Dense -> activation [-> BatchNorm] [-> Dropout]``,
+    then a ``Dense`` to ``out_features`` and the ``output`` activation.
+
+    The one builder behind the GAN networks, the detectors and the digit classifier.
+
+    Parameters
+    ----------
+    in_features : int
+    hidden : sequence of int
+        Hidden widths (may be empty: a single Dense).
+    out_features : int or None
+        Size of the last Dense; None ends the network after the last hidden block.
+    activation : {"leaky_relu" (slope 0.2), "relu", "tanh", "sigmoid"}
+    batchnorm_momentum : float, optional
+        Add ``BatchNorm(width, momentum=...)`` (Keras' meaning) after each hidden activation.
+    dropout : float
+        Add ``Dropout(dropout)`` after each hidden block when > 0.
+    output : {"linear", "tanh", "sigmoid"}
+    dtype : float32 or float64
+    rng : numpy.random.Generator, int or None
+        Initial weights, drawn layer by layer in order.
+    dropout_rng : numpy.random.Generator, optional
+        One stream for every Dropout layer's masks; by default each Dropout layer gets
+        its own, spawned from ``rng``.
+
+    Returns
+    -------
+    Sequential mapping (N, in_features) -> (N, out_features) (or the last hidden width).
+    """
+    in_features = check_int(in_features, "in_features", minimum=1)
+    check_choice(activation, "activation", ACTIVATIONS)
+    check_choice(output, "output", OUTPUTS)
+    dropout = check_real(dropout, "dropout", minimum=0.0, maximum=1.0, max_inclusive=False)
+    if batchnorm_momentum is not None:
+        batchnorm_momentum = check_real(batchnorm_momentum, "momentum", minimum=0.0, maximum=1.0, max_inclusive=False)
+    rng = check_rng(rng)
+    widths = _widths(hidden, "hidden", allow_empty=out_features is not None)
+    layers: list[Layer] = []
+    width_in = in_features
+    for width in widths:
+        layers += [Dense(width_in, width, dtype=dtype, rng=rng), ACTIVATIONS[activation]()]
+        if batchnorm_momentum is not None:
+            layers.append(BatchNorm(width, momentum=batchnorm_momentum, dtype=dtype))
+        if dropout > 0:
+            layers.append(Dropout(dropout, rng=dropout_rng if dropout_rng is not None else rng.spawn(1)[0]))
+        width_in = width
+    if out_features is not None:
+        layers.append(Dense(width_in, check_int(out_features, "out_features", minimum=1), dtype=dtype, rng=rng))
+        if OUTPUTS[output] is not None:
+            layers.append(OUTPUTS[output]())
+    return Sequential(layers)
 
 
 def mlp_generator(
@@ -67,21 +136,9 @@ def mlp_generator(
     Sequential mapping (N, latent_dim) -> (N, prod(image_shape)).
     """
     latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
-    size = _image_size(image_shape)
-    check_choice(activation, "activation", ACTIVATIONS)
-    check_choice(output, "output", OUTPUTS)
-    rng = check_rng(rng)
-    layers: list[Layer] = []
-    width_in = latent_dim
-    for width in _widths(hidden, "hidden"):
-        layers += [Dense(width_in, width, dtype=dtype, rng=rng), ACTIVATIONS[activation]()]
-        if batchnorm:
-            layers.append(BatchNorm(width, momentum=check_real(momentum, "momentum"), dtype=dtype))
-        width_in = width
-    layers.append(Dense(width_in, size, dtype=dtype, rng=rng))
-    if OUTPUTS[output] is not None:
-        layers.append(OUTPUTS[output]())
-    return Sequential(layers)
+    return mlp(latent_dim, _widths(hidden, "hidden"), _image_size(image_shape), activation=activation,
+               batchnorm_momentum=check_real(momentum, "momentum") if batchnorm else None, output=output,
+               dtype=dtype, rng=rng)
 
 
 def mlp_discriminator(
@@ -98,19 +155,8 @@ def mlp_discriminator(
     Each hidden block is Dense -> activation [-> Dropout(dropout)]; the last Dense has
     one output, a logit (no sigmoid: the loss applies it).
     """
-    size = _image_size(image_shape)
-    check_choice(activation, "activation", ACTIVATIONS)
-    dropout = check_real(dropout, "dropout", minimum=0.0, maximum=1.0, max_inclusive=False)
-    rng = check_rng(rng)
-    layers: list[Layer] = []
-    width_in = size
-    for width in _widths(hidden, "hidden"):
-        layers += [Dense(width_in, width, dtype=dtype, rng=rng), ACTIVATIONS[activation]()]
-        if dropout > 0:
-            layers.append(Dropout(dropout, rng=rng.spawn(1)[0]))
-        width_in = width
-    layers.append(Dense(width_in, 1, dtype=dtype, rng=rng))
-    return Sequential(layers)
+    return mlp(_image_size(image_shape), _widths(hidden, "hidden"), 1, activation=activation, dropout=dropout,
+               dtype=dtype, rng=rng)
 
 
 def reference_generator(
@@ -129,52 +175,108 @@ def reference_discriminator(
     return mlp_discriminator(image_shape, hidden=(512, 256), activation="leaky_relu", dropout=0.0, dtype=dtype, rng=rng)
 
 
-#: Settings :func:`build_gan` understands, with their defaults (the article's GAN).
-GAN_DEFAULTS: dict[str, Any] = {
-    "architecture": "reference",
-    "latent_dim": 100,
-    "image_shape": [28, 28],
-    "loss": "bce",
-    "lr": 2e-4,
-    "beta1": 0.5,
-    "beta2": 0.999,
-    "d_steps": 1,
-    "label_smoothing": 0.0,
-    "seed": 0,
-    "dtype": "float32",
-    "g_hidden": [256, 512, 1024],
-    "d_hidden": [512, 256],
-    "d_dropout": 0.0,
-    "ema_decay": 0.999,
-}
-
-
 def build_gan(settings: dict[str, Any] | None = None) -> Any:
-    """A :class:`minigan.GAN` built from plain settings (as stored in a run's ``config.json``).
+    """A :class:`minigan.GAN` built from plain settings (those of :mod:`minigan.settings`,
+    as ``minigan train`` takes them, plus ``image_shape``).
 
     ``architecture="reference"`` builds :func:`reference_generator` and
-    :func:`reference_discriminator`; ``"mlp"`` uses ``g_hidden``, ``d_hidden`` and
-    ``d_dropout``. Both networks get Adam(lr, beta1, beta2). The weights are drawn from
-    a stream derived from ``seed`` and distinct from the GAN's noise stream.
-    Unknown keys are ignored; missing keys take :data:`GAN_DEFAULTS`.
+    :func:`reference_discriminator`; ``"mlp"`` uses ``g_hidden``, ``g_activation``,
+    ``g_batchnorm``, ``d_hidden``, ``d_activation`` and ``d_dropout``. The generator
+    gets Adam(g_lr, beta1, beta2), the discriminator Adam(d_lr, beta1, beta2). The
+    weights are drawn from a stream derived from ``seed`` and distinct from the GAN's
+    noise stream. Missing settings take their defaults; unknown ones are an error.
     """
     from .gan import GAN
     from .optim import Adam
+    from .settings import resolve
 
-    s = {**GAN_DEFAULTS, **(settings or {})}
-    check_choice(s["architecture"], "architecture", ("reference", "mlp"))
-    seed = check_int(s["seed"], "seed", minimum=0)
-    init_rng = np.random.default_rng([seed, 1])
-    shape = tuple(s["image_shape"])
+    given = dict(settings or {})
+    shape = tuple(given.pop("image_shape", (28, 28)))
+    s = resolve(given)
+    init_rng = np.random.default_rng([s["seed"], 1])
     if s["architecture"] == "reference":
         G = reference_generator(s["latent_dim"], shape, dtype=s["dtype"], rng=init_rng)
         D = reference_discriminator(shape, dtype=s["dtype"], rng=init_rng)
     else:
-        G = mlp_generator(s["latent_dim"], shape, hidden=s["g_hidden"], dtype=s["dtype"], rng=init_rng)
-        D = mlp_discriminator(shape, hidden=s["d_hidden"], dropout=s["d_dropout"], dtype=s["dtype"], rng=init_rng)
-    lr = check_real(s["lr"], "lr", minimum=0.0, min_inclusive=False)
-    g_opt = Adam(G.parameters(), lr=lr, beta1=s["beta1"], beta2=s["beta2"])
-    d_opt = Adam(D.parameters(), lr=lr, beta1=s["beta1"], beta2=s["beta2"])
+        G = mlp_generator(s["latent_dim"], shape, hidden=s["g_hidden"], activation=s["g_activation"],
+                          batchnorm=s["g_batchnorm"], dtype=s["dtype"], rng=init_rng)
+        D = mlp_discriminator(shape, hidden=s["d_hidden"], activation=s["d_activation"], dropout=s["d_dropout"],
+                              dtype=s["dtype"], rng=init_rng)
+    g_opt = Adam(G.parameters(), lr=s["g_lr"], beta1=s["beta1"], beta2=s["beta2"])
+    d_opt = Adam(D.parameters(), lr=s["d_lr"], beta1=s["beta1"], beta2=s["beta2"])
     return GAN(G, D, latent_dim=s["latent_dim"], loss=s["loss"], g_optimizer=g_opt, d_optimizer=d_opt,
-               d_steps=s["d_steps"], label_smoothing=s["label_smoothing"], seed=seed, ema_decay=s["ema_decay"],
-               image_shape=shape)
+               d_steps=s["d_steps"], label_smoothing=s["label_smoothing"], clip_value=s["clip_value"],
+               seed=s["seed"], ema_decay=s["ema_decay"], image_shape=shape)
+
+
+def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | None = None,
+                    terms: bool = True) -> Any:
+    """A fresh :class:`minigan.GAN` (weights not loaded) built as a run's ``config.json`` records.
+
+    A run made by ``minigan train`` is rebuilt from its settings (:func:`build_gan`);
+    one trained from Python from its recorded networks, objective, optimizers and
+    terms; one from an older minigan from its flat settings. ``terms=False`` leaves
+    out extra loss terms (not needed to sample).
+    """
+    from .gan import GAN
+    from .objectives import objective_from_config
+    from .optim import optimizer_from_config
+    from .settings import BY_NAME
+    from .terms import term_from_config
+
+    if not isinstance(config, dict):
+        raise ValueError(f"a run record must be a dict, got {type(config).__name__}")
+    if isinstance(config.get("settings"), dict):
+        return build_gan({**config["settings"], "image_shape": config.get("image_shape", (28, 28))})
+    if "generator" not in config:
+        if "architecture" in config:  # a run recorded by an older minigan: flat settings
+            return build_gan({k: v for k, v in config.items() if k in BY_NAME or k == "image_shape"})
+        raise ValueError("the run does not record how its networks were built; rebuild them yourself and call "
+                         "GAN.load_state(*minigan.checkpoint.load_checkpoint(path))")
+    networks = []
+    for name in ("generator", "discriminator"):
+        spec = config[name]
+        if "unrecorded" in spec:
+            raise ValueError(f"the run could not record its {name}: {spec['unrecorded']}")
+        networks.append(Sequential.from_config(spec, custom_layers))
+    G, D = networks
+    return GAN(
+        G, D, latent_dim=config["latent_dim"], loss=objective_from_config(config["objective"]),
+        g_optimizer=optimizer_from_config(config["g_optimizer"], G.parameters()),
+        d_optimizer=optimizer_from_config(config["d_optimizer"], D.parameters()),
+        d_steps=config["d_steps"], seed=config["seed"], ema_decay=config["ema_decay"],
+        image_shape=config["image_shape"],
+        discriminator_terms=[term_from_config(t) for t in config["discriminator_terms"]] if terms else (),
+        generator_terms=[term_from_config(t) for t in config["generator_terms"]] if terms else (),
+    )
+
+
+def load_gan(path: Any, *, models_only: bool = False, custom_layers: dict[str, type] | None = None) -> Any:
+    """Rebuild the GAN of a run (directory or checkpoint file) with its trained state.
+
+    Works for runs made by ``minigan train`` and by :meth:`GAN.fit` from Python alike
+    (the run records how its networks were built: :func:`gan_from_record`).
+
+    Parameters
+    ----------
+    path : run directory or checkpoint file
+    models_only : bool
+        Load the two networks and the average alone (all that sampling needs).
+    custom_layers : dict of class name -> Layer subclass, optional
+        Your own layer classes, if the networks hold any (see
+        :func:`minigan.layers.layer_from_config`).
+
+    Returns
+    -------
+    minigan.GAN at the checkpoint's iteration.
+    """
+    from .checkpoint import checkpoint_path, load_checkpoint
+    from .serialization import FileFormatError
+
+    arrays, meta = load_checkpoint(path)
+    try:
+        gan = gan_from_record(meta.get("config") or {}, custom_layers=custom_layers, terms=not models_only)
+    except ValueError as exc:
+        raise FileFormatError(f"{checkpoint_path(path)}: {exc}") from None
+    gan.load_state(arrays, meta, source=str(checkpoint_path(path)), models_only=models_only)
+    return gan

@@ -6,6 +6,7 @@ parameter array, so layers keep seeing the same memory.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -38,6 +39,12 @@ class Optimizer:
             seen.add(id(p.value))
         self.params = params
         self.step_count = 0
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"type": class name, hyperparameter: value, ...}`` for a run's record
+        (:func:`optimizer_from_config` inverts it)."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n not in ("self", "params")]
+        return {"type": type(self).__name__, **{n: getattr(self, n) for n in names}}
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero."""
@@ -155,3 +162,17 @@ class Adam(Optimizer):
         for p, m, v in zip(self.params, self.m, self.v):
             K.adam_update(p.value.reshape(-1), p.grad.reshape(-1), m.reshape(-1), v.reshape(-1),
                           self.lr, self.beta1, self.beta2, self.eps, self.weight_decay, self.step_count)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"SGD": SGD, "Adam": Adam}
+
+
+def optimizer_from_config(config: Any, params: Iterable[Any]) -> Optimizer:
+    """Rebuild an optimizer over ``params`` from :meth:`Optimizer.get_config` (fresh state)."""
+    if not isinstance(config, dict) or config.get("type") not in OPTIMIZERS:
+        raise ValueError(f"an optimizer config must name one of {sorted(OPTIMIZERS)} as 'type', got {describe(config)}")
+    options = {k: v for k, v in config.items() if k != "type"}
+    try:
+        return OPTIMIZERS[config["type"]](params, **options)
+    except TypeError as exc:
+        raise ValueError(f"cannot rebuild {config['type']} from {options}: {exc}") from None

@@ -9,30 +9,40 @@ A run directory holds::
     losses.png       loss curves and D outputs over time
     progress.gif     the sample grids as an animation
     checkpoint.npz   the latest checkpoint (see minigan.checkpoint)
+
+``config.json`` records how the run was made: the networks (``generator`` and
+``discriminator``: :meth:`minigan.Sequential.get_config`), everything else that
+defines the GAN (:meth:`minigan.GAN.describe`), the training schedule, a
+fingerprint of the data (shape, dtype, SHA-256), the caller's own settings (the
+command line's options) and the library versions. :func:`minigan.load_gan`
+rebuilds the GAN from it, and a resumed run must match it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
 from . import checkpoint as ckpt
 from ._validation import check_float_array, check_int, describe
-from .gan import GAN, TrainingDiverged, TrainingResult
+from .errors import TrainingDiverged
 from .serialization import atomic_write_text
 
-BASE_COLUMNS = ("iteration", "d_loss", "g_loss", "d_real", "d_fake", "seconds")
+if TYPE_CHECKING:  # the loop is given a GAN; importing gan here would be a cycle (gan.fit calls train)
+    from .gan import GAN
+
 EVAL_COLUMNS = ("classifier_fid", "classes_covered", "mean_confidence")
 FIXED_SAMPLES = 64
 
 
-def prepare_images(data: Any, gan: GAN) -> np.ndarray:
+def prepare_images(data: Any, gan: "GAN") -> np.ndarray:
     """Training images as a flat (n, prod(image_shape)) array in [-1, 1] of the GAN's dtype.
 
     uint8 pixels are scaled with :func:`minigan.datasets.to_tanh_range`; floats must
@@ -138,6 +148,98 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+def prepare_labels(labels: Any, n: int, gan: "GAN") -> np.ndarray | None:
+    """The condition of a conditional GAN: one integer label per image, shape (n,), int64."""
+    if labels is None:
+        if gan.conditional:
+            raise ValueError("this GAN is conditional: pass labels= (one integer label per image) to fit")
+        return None
+    if not gan.conditional:
+        raise ValueError("labels were given but neither network takes a condition; build conditional "
+                         "networks to use them, or leave labels out")
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must be integers, got {describe(labels)}")
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have one entry per image, shape ({n},), got {labels.shape}")
+    if labels.min() < 0:
+        raise ValueError(f"labels must be >= 0, got {int(labels.min())}")
+    return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def data_fingerprint(data: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
+    """Shape, dtype and SHA-256 of the training data (and labels): what ``resume`` compares."""
+    digest = hashlib.sha256(np.ascontiguousarray(data).tobytes())
+    found: dict[str, Any] = {"shape": list(data.shape), "dtype": data.dtype.name}
+    if labels is not None:
+        digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+        found["labels"] = True
+    found["sha256"] = digest.hexdigest()
+    return found
+
+
+def _fingerprint_text(fingerprint: dict[str, Any]) -> str:
+    labels = " with labels" if fingerprint.get("labels") else ""
+    return f"{tuple(fingerprint['shape'])} {fingerprint['dtype']}{labels} (sha256 {fingerprint['sha256'][:12]})"
+
+
+def describe_networks(gan: "GAN") -> dict[str, Any]:
+    """``{"generator": config, "discriminator": config}``; a network holding a layer without
+    ``get_config`` is recorded as ``{"unrecorded": reason}``."""
+    found: dict[str, Any] = {}
+    for name, net in (("generator", gan.generator), ("discriminator", gan.discriminator)):
+        try:
+            found[name] = net.get_config()
+        except NotImplementedError as exc:
+            found[name] = {"unrecorded": str(exc)}
+    return found
+
+
+def run_record(gan: "GAN", schedule: dict[str, Any], fingerprint: dict[str, Any],
+               extra: dict[str, Any] | None) -> dict[str, Any]:
+    """What ``config.json`` holds (see the module docstring)."""
+    described = gan.describe()
+    return {
+        **(extra or {}),
+        **schedule,
+        **described,
+        "loss": gan.loss_name,
+        "conditional": gan.conditional,
+        **describe_networks(gan),
+        "data_fingerprint": fingerprint,
+        "versions": ckpt.versions(),
+    }
+
+
+#: What a resumed run must share with its record (the schedule may change).
+_MUST_MATCH = ("objective", "g_optimizer", "d_optimizer", "d_steps", "ema_decay", "seed", "latent_dim", "image_shape",
+               "dtype", "discriminator_terms", "generator_terms", "generator", "discriminator")
+
+
+def check_resumable(recorded: dict[str, Any], current: dict[str, Any], source: str) -> None:
+    """Raise a ValueError naming every setting in which ``current`` differs from the run's
+    ``recorded`` config (keys a run made by an older minigan lacks are not compared)."""
+    differences = []
+    for key in (*_MUST_MATCH, "batch_size"):
+        if key in recorded and key in current and _jsonable(recorded[key]) != _jsonable(current[key]):
+            differences.append(f"{key}: the run has {_short(recorded[key])}, now {_short(current[key])}")
+    old, new = recorded.get("data_fingerprint"), current.get("data_fingerprint")
+    if old and new and (old["sha256"], old["shape"], old["dtype"]) != (new["sha256"], new["shape"], new["dtype"]):
+        differences.append(f"data: the run was trained on {_fingerprint_text(old)}, this data is {_fingerprint_text(new)}")
+    if differences:
+        raise ValueError(f"cannot resume {source}: it differs from the recorded run in\n  " + "\n  ".join(differences)
+                         + "\nresume with the run's own settings and data, or start a new run in another directory")
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _resolve_length(iterations: int | None, epochs: int | None, per_epoch: int) -> int:
     if iterations is not None and epochs is not None:
         raise ValueError(f"give iterations or epochs, not both (got iterations={iterations}, epochs={epochs})")
@@ -148,10 +250,44 @@ def _resolve_length(iterations: int | None, epochs: int | None, per_epoch: int) 
     return check_int(iterations, "iterations", minimum=1)
 
 
+class TrainingResult:
+    """What :meth:`GAN.fit` returns: ``history`` (dict of metric -> list), ``interrupted``
+    (the signal name if Ctrl-C/SIGTERM stopped the run, else None), ``iteration`` reached,
+    ``iterations_run`` (in this session), ``out_dir``, and ``seconds`` of training in this
+    session."""
+
+    def __init__(self, history: dict[str, list[float]], iteration: int, interrupted: str | None,
+                 out_dir: Path | None, seconds: float, iterations_run: int = 0) -> None:
+        self.history = history
+        self.iteration = iteration
+        self.interrupted = interrupted
+        self.out_dir = out_dir
+        self.seconds = seconds
+        self.iterations_run = iterations_run
+
+    @property
+    def rate(self) -> float:
+        """Iterations per second in this session (NaN when none ran)."""
+        return self.iterations_run / self.seconds if self.iterations_run and self.seconds > 0 else float("nan")
+
+    def __repr__(self) -> str:
+        state = f"interrupted by {self.interrupted}" if self.interrupted else "finished"
+        return f"TrainingResult(iteration={self.iteration}, {state}, seconds={self.seconds:.1f})"
+
+
+def fixed_condition(labels: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Labels for the fixed sample grid: the data's classes in turn."""
+    if labels is None:
+        return None
+    classes = np.unique(labels)
+    return classes[np.arange(n) % classes.size].astype(np.int64)
+
+
 def train(
-    gan: GAN,
+    gan: "GAN",
     data: Any,
     *,
+    labels: Any,
     iterations: int | None,
     epochs: int | None,
     batch_size: int,
@@ -161,11 +297,12 @@ def train(
     eval_every: int,
     resume: bool,
     progress: bool,
-    callbacks: Iterable[Callable[[GAN, int, dict], Any]],
+    callbacks: Iterable[Callable[["GAN", int, dict], Any]],
     config: dict | None,
 ) -> TrainingResult:
     """The body of :meth:`GAN.fit` (see there for the parameters)."""
     images = prepare_images(data, gan)
+    conditions = prepare_labels(labels, len(images), gan)
     batch_size = check_int(batch_size, "batch_size", minimum=2, maximum=len(images))
     total = _resolve_length(iterations, epochs, len(images) // batch_size)
     sample_every = check_int(sample_every, "sample_every", minimum=0)
@@ -177,31 +314,35 @@ def train(
             raise TypeError(f"callbacks[{i}] must be callable f(gan, iteration, logs), got {describe(cb)}")
     if eval_every and gan.image_shape != (28, 28):
         raise ValueError(f"eval_every needs 28x28 digit images (the built-in classifier), got image_shape {gan.image_shape}")
+    if config is not None and not isinstance(config, dict):
+        raise TypeError(f"config must be a dict of JSON-compatible settings, got {describe(config)}")
 
     sampler = BatchSampler(len(images), batch_size, gan.rng)
     # The fixed noise has its own stream so that drawing it does not shift the training stream.
-    fixed_noise = gan._noise(FIXED_SAMPLES, np.random.default_rng([gan.seed or 0, 0x5EED]))
+    fixed_noise = gan.noise(FIXED_SAMPLES, np.random.default_rng([gan.seed or 0, 0x5EED]))
+    fixed_labels = fixed_condition(conditions, FIXED_SAMPLES)
     run = Path(out_dir) if out_dir is not None else None
-    columns = BASE_COLUMNS + (EVAL_COLUMNS if eval_every else ())
+    columns = ("iteration", *gan.log_names, "seconds") + (EVAL_COLUMNS if eval_every else ())
     log = None
+    schedule = {"iterations": total, "batch_size": batch_size, "sample_every": sample_every,
+                "checkpoint_every": checkpoint_every, "eval_every": eval_every, "n_images": len(images)}
     full_config: dict[str, Any] = {}
-    settings = {
-        "iterations": total, "batch_size": batch_size, "sample_every": sample_every,
-        "checkpoint_every": checkpoint_every, "eval_every": eval_every, "seed": gan.seed, "loss": gan.loss_name,
-        "latent_dim": gan.latent_dim, "image_shape": list(gan.image_shape), "d_steps": gan.d_steps,
-        "label_smoothing": gan.label_smoothing, "dtype": gan.dtype.name, "n_images": len(images),
-        "g_optimizer": _optimizer_config(gan.g_optimizer), "d_optimizer": _optimizer_config(gan.d_optimizer),
-    }
 
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
         checkpoint_file = ckpt.checkpoint_path(run)
+        full_config = run_record(gan, schedule, data_fingerprint(data, conditions), config)
         if resume:
             arrays, meta = ckpt.load_checkpoint(checkpoint_file)
+            recorded = dict(meta.get("config") or {})
+            recorded.setdefault("batch_size", meta.get("batch_size"))
+            check_resumable(recorded, full_config, str(run))
             gan.load_state(arrays, meta, source=str(checkpoint_file))
             sampler.order = arrays["data_order"].astype(np.int64)
             sampler.position = int(meta["data_position"])
             fixed_noise = arrays["fixed_noise"].astype(gan.dtype)
+            if "fixed_condition" in arrays:
+                fixed_labels = arrays["fixed_condition"].astype(np.int64)
             MetricsLog.truncate(run / "metrics.csv", gan.iteration)
             if gan.iteration >= total:
                 print(f"{run}: already at iteration {gan.iteration} of {total}; nothing to do")
@@ -212,7 +353,6 @@ def train(
             )
         elif (run / "metrics.csv").exists():
             (run / "metrics.csv").unlink()  # a run that never reached a checkpoint: start it afresh
-        full_config = {**(config or {}), **settings, "versions": ckpt.versions()}
         atomic_write_text(run / "config.json", json.dumps(full_config, indent=2, sort_keys=True) + "\n")
         log = MetricsLog(run / "metrics.csv", columns)
     elif resume:
@@ -234,9 +374,11 @@ def train(
             raise TrainingDiverged(diverged(f"a weight became NaN or inf by iteration {gan.iteration}"))
         if log is not None:
             log.flush()
+        arrays = {"data_order": sampler.order, "fixed_noise": fixed_noise}
+        if fixed_labels is not None:
+            arrays["fixed_condition"] = fixed_labels
         return ckpt.save_checkpoint(
-            run, gan,
-            arrays={"data_order": sampler.order, "fixed_noise": fixed_noise},
+            run, gan, arrays=arrays,
             meta={"data_position": sampler.position, "total_iterations": total, "batch_size": batch_size,
                   "config": full_config},
         )
@@ -246,19 +388,20 @@ def train(
             return
         from .plots import save_sample_grid
 
-        grid = gan.sample(FIXED_SAMPLES, noise=fixed_noise)
+        grid = gan.sample(FIXED_SAMPLES, noise=fixed_noise, condition=fixed_labels)
         save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png")
 
     history: dict[str, list[float]] = {c: [] for c in columns}
     bar = _progress_bar(total, gan.iteration, progress)
     start = time.perf_counter()
+    first_iteration = gan.iteration
     stop = _StopRequest()
     try:
         with stop:
             while gan.iteration < total and stop.signal_name is None:
-                batch = images[sampler.next_indices()]
+                index = sampler.next_indices()
                 try:
-                    logs = gan.train_step(batch)
+                    logs = gan.train_step(images[index], None if conditions is None else conditions[index])
                 except TrainingDiverged as exc:
                     raise TrainingDiverged(diverged(str(exc))) from None
                 it = gan.iteration
@@ -270,7 +413,7 @@ def train(
                         f"the loss became NaN or inf at iteration {it} (d_loss={logs['d_loss']}, g_loss={logs['g_loss']})"
                     ))
                 if eval_every and it % eval_every == 0:
-                    row.update(_quality(gan))
+                    row.update(_quality(gan, fixed_labels))
                 for key in columns:
                     history[key].append(row.get(key, math.nan))
                 if log is not None:
@@ -301,7 +444,7 @@ def train(
     if stop.signal_name is not None:
         where = f"; checkpoint saved to {ckpt.checkpoint_path(run)}, continue with resume=True (--resume)" if run else ""
         print(f"\nstopped by {stop.signal_name} at iteration {gan.iteration}{where}")
-    return TrainingResult(history, gan.iteration, stop.signal_name, run, seconds)
+    return TrainingResult(history, gan.iteration, stop.signal_name, run, seconds, gan.iteration - first_iteration)
 
 
 def _write_plots(run: Path) -> None:
@@ -313,16 +456,13 @@ def _write_plots(run: Path) -> None:
     save_progress_gif_from_run(run, run / "progress.gif")
 
 
-def _quality(gan: GAN) -> dict[str, float]:
+def _quality(gan: "GAN", fixed_labels: np.ndarray | None) -> dict[str, float]:
     from .metrics import evaluate_samples
 
-    result = evaluate_samples(gan.sample(1000, seed=12345))
+    n = 1000
+    condition = None if fixed_labels is None else np.resize(np.unique(fixed_labels), n)
+    result = evaluate_samples(gan.sample(n, seed=12345, condition=condition))
     return {key: result[key] for key in EVAL_COLUMNS}
-
-
-def _optimizer_config(optimizer: Any) -> dict[str, Any]:
-    fields = ("lr", "beta1", "beta2", "eps", "weight_decay", "momentum", "nesterov")
-    return {"type": type(optimizer).__name__, **{f: getattr(optimizer, f) for f in fields if hasattr(optimizer, f)}}
 
 
 def _peek_iteration(path: Path) -> Any:

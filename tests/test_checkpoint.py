@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import minigan as mg
-from minigan.checkpoint import load_checkpoint, load_gan, save_checkpoint
-from minigan.models import build_gan
+from minigan.checkpoint import load_checkpoint, save_checkpoint
+from minigan.models import build_gan, load_gan, mlp_discriminator, mlp_generator
 from minigan.serialization import FileFormatError, save_npz
 
 pytestmark = pytest.mark.gan
@@ -81,9 +81,26 @@ def test_load_gan_rebuilds_a_recorded_run(good_checkpoint):
     assert np.array_equal(load_gan(good_checkpoint).sample(4, seed=1), gan.sample(4, seed=1))
 
 
-def test_load_gan_explains_a_run_without_recorded_settings(tmp_path):
-    make_gan().fit(make_data(), iterations=2, batch_size=16, out_dir=tmp_path / "run", progress=False)
-    with pytest.raises(FileFormatError, match="does not record how its models were built"):
+def test_load_gan_reads_a_run_trained_from_python(tmp_path):
+    """A run made by GAN.fit with no settings passed records its networks and loads as it is."""
+    gan = mg.GAN(mlp_generator(8, (8, 8), hidden=(12,), activation="tanh", rng=1),
+                 mlp_discriminator((8, 8), hidden=(10, 6), dropout=0.3, rng=2), latent_dim=8, loss="lsgan", seed=4)
+    gan.fit(make_data(), iterations=2, batch_size=16, out_dir=tmp_path / "run", progress=False)
+    loaded = load_gan(tmp_path / "run")
+    assert states_equal(loaded, gan) and loaded.loss_name == "lsgan" and loaded.iteration == 2
+    assert [type(layer).__name__ for layer in loaded.discriminator.layers] == \
+        ["Dense", "LeakyReLU", "Dropout", "Dense", "LeakyReLU", "Dropout", "Dense"]
+    assert np.array_equal(loaded.sample(4, seed=1), gan.sample(4, seed=1))
+
+
+def test_load_gan_explains_a_custom_layer_it_cannot_rebuild(tmp_path):
+    from shared import Scale
+
+    G = mg.Sequential([*mlp_generator(8, (8, 8), hidden=(12,), rng=1).layers[:-1], Scale(64).astype(np.float32),
+                       mg.Tanh()])
+    gan = mg.GAN(G, mlp_discriminator((8, 8), hidden=(10,), rng=2), latent_dim=8, seed=4)
+    gan.fit(make_data(), iterations=2, batch_size=16, out_dir=tmp_path / "run", progress=False)
+    with pytest.raises(FileFormatError, match="Scale does not implement get_config"):
         load_gan(tmp_path / "run")
 
 

@@ -81,7 +81,7 @@ def test_train_writes_a_run_directory(trained_run):
     names = {p.name for p in trained_run.iterdir()}
     assert {"config.json", "metrics.csv", "samples", "losses.png", "progress.gif", "checkpoint.npz"} <= names
     config = json.loads((trained_run / "config.json").read_text())
-    assert config["architecture"] == "reference" and config["data"] == "mnist-5k"
+    assert config["settings"]["architecture"] == "reference" and config["settings"]["data"] == "mnist-5k"
     assert config["iterations"] == 20 and config["batch_size"] == 16 and config["seed"] == 0
     rows = (trained_run / "metrics.csv").read_text().splitlines()
     assert len(rows) == 21
@@ -106,7 +106,7 @@ def test_sample_npy_and_png(trained_run, workdir):
     assert a.min() >= -1 and a.max() <= 1
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     # The same numbers as the library gives for the same run and seed.
-    from minigan.checkpoint import load_gan
+    from minigan.models import load_gan
 
     np.testing.assert_array_equal(a, load_gan(trained_run).sample(7, seed=1))
 
@@ -134,7 +134,7 @@ def test_train_reads_a_toml_config_and_flags_override_it(tmp_path):
     ok(minigan("train", "--config", "cfg.toml", "--seed", 7, "--no-progress", cwd=tmp_path))
     config = json.loads((tmp_path / "tomlrun" / "config.json").read_text())
     assert (config["iterations"], config["batch_size"], config["loss"]) == (3, 8, "lsgan")
-    assert config["label_smoothing"] == pytest.approx(0.1)
+    assert config["objective"]["options"]["label_smoothing"] == pytest.approx(0.1)
     assert config["seed"] == 7  # the flag wins over the file
     assert len((tmp_path / "tomlrun" / "metrics.csv").read_text().splitlines()) == 4
 

@@ -164,16 +164,16 @@ def test_real_and_fake_batches_stay_apart_when_d_has_batch_statistics():
     from shared import Scale
 
     plain = mg.Sequential([mg.Dense(64, 8, rng=0), mg.LeakyReLU(), mg.Dropout(0.2, rng=0), mg.Dense(8, 1, rng=1)])
-    assert plain._all_rows_independent()
+    assert plain.rows_independent
     with_bn = mg.Sequential([mg.Dense(64, 8, rng=0), mg.BatchNorm(8), mg.LeakyReLU(), mg.Dense(8, 1, rng=1)])
     custom = mg.Sequential([mg.Dense(64, 8, rng=0), Scale(8).astype(np.float32), mg.Dense(8, 1, rng=1)])
     for D in (with_bn, custom):
-        assert not D._all_rows_independent()
+        assert not D.rows_independent
         gan = mg.GAN(make_gan().generator, D, latent_dim=LATENT, seed=0)
         assert not gan._stack_d_batches
         seen = []
-        original = D._forward
-        D._forward = lambda x, original=original: seen.append(x.shape[0]) or original(x)
+        original = D.forward_unchecked
+        D.forward_unchecked = lambda x, condition=None, original=original: seen.append(x.shape[0]) or original(x)
         gan.train_step(make_data(6))
         assert seen == [6, 6, 6]  # real, fake, then the G step: never one stacked batch of 12
 
@@ -403,9 +403,9 @@ def test_fit_epochs_visit_every_image_once_per_epoch():
     seen = []
     original = gan.train_step
 
-    def spy(batch):
+    def spy(batch, condition=None):
         seen.append(np.array(batch))
-        return original(batch)
+        return original(batch, condition)
 
     gan.train_step = spy
     result = gan.fit(data, epochs=2, batch_size=16, progress=False)
@@ -449,7 +449,7 @@ def test_fit_data_checks_and_uint8_scaling():
     pixels = ((make_data(32) + 1) * 127.5).round().astype(np.uint8)
     seen = []
     original = gan.train_step
-    gan.train_step = lambda batch: (seen.append(batch), original(batch))[1]
+    gan.train_step = lambda batch, condition=None: (seen.append(batch), original(batch))[1]
     gan.fit(pixels, iterations=2, batch_size=8, progress=False)
     assert seen[0].dtype == np.float32 and seen[0].min() >= -1 and seen[0].max() <= 1
     assert seen[0].min() < -0.5 and seen[0].max() > 0.5
@@ -531,10 +531,10 @@ def test_resume_refuses_a_run_of_another_model(tmp_path):
     D = mlp_discriminator(image_shape=SHAPE, hidden=(16,), rng=0)
     other = mg.GAN(G, D, latent_dim=LATENT, seed=0)
     before = full_state(other)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="differs from the recorded run in\n  generator"):
         other.fit(make_data(32), iterations=4, batch_size=8, out_dir=run, resume=True, progress=False)
     assert_states_equal(full_state(other), before)  # nothing half-loaded
-    with pytest.raises(ValueError, match="loss"):
+    with pytest.raises(ValueError, match="objective: the run has .*bce.*, now .*hinge"):
         make_gan(loss="hinge").fit(make_data(32), iterations=4, batch_size=8, out_dir=run, resume=True,
                                    progress=False)
 

@@ -3,7 +3,7 @@
 Digit statistics (:mod:`.digits`), the ICPR 2020 image features (:mod:`.image`),
 the detectors (:mod:`.detector`) and their scores (:mod:`.evaluation`) import
 only NumPy (the generalized-Benford fit and the divergences run Numba kernels
-from :mod:`minigan.kernels`, imported on first use). The charts (:mod:`.plots`, matplotlib) and the command line
+from :mod:`.kernels`, imported on first use). The charts (:mod:`.plots`, matplotlib) and the command line
 (:mod:`.cli`) are submodules imported on demand; :mod:`.io` reads numbers from files.
 """
 from __future__ import annotations

@@ -299,7 +299,7 @@ def fit_generalized_benford(
     """Fit ``N, beta, gamma`` of the generalized Benford law to first-digit pmfs.
 
     Levenberg-Marquardt, one run per pmf in a compiled loop over the batch
-    (:func:`minigan.kernels.generalized_benford_fit`), started at
+    (:func:`minigan.benford.kernels.generalized_benford_fit`), started at
     ``N = beta = gamma = 1`` as in the ICPR 2020 recipe. Steps that make ``beta + d**gamma <= 0`` for some digit are
     refused, and the parameters are kept in the box ``|N| <= 1e6``,
     ``-1 < beta <= 1e6``, ``|gamma| <= 50``: a pmf with only one or two non-zero
@@ -325,7 +325,7 @@ def fit_generalized_benford(
     GeneralizedBenfordFit
         Arrays of shape (...).
     """
-    from .. import kernels  # Numba: imported on first use to keep ``import minigan`` cheap
+    from . import kernels  # Numba: imported on first use to keep ``import minigan`` cheap
 
     b = _check_base(base)
     max_iter = check_int(max_iter, "max_iter", minimum=1)

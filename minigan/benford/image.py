@@ -370,7 +370,7 @@ def divergences(p: np.ndarray, q: np.ndarray, alpha: float = ALPHA) -> np.ndarra
     ndarray, shape (..., 3)
         ``[kl, renyi, tsallis]``, NaN where ``q`` is NaN or no bin is left.
     """
-    from .. import kernels  # Numba: imported on first use to keep ``import minigan`` cheap
+    from . import kernels  # Numba: imported on first use to keep ``import minigan`` cheap
 
     alpha = check_real(alpha, "alpha", minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False)
     p, q = np.broadcast_arrays(np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64))
