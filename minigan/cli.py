@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -347,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_note(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``minigan`` and ``python -m minigan``; returns the exit code."""
     parser = build_parser()
@@ -355,7 +360,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # The library's warnings (a skipped file, a detector far from its training images) are
+            # notes for the user here: the message alone, not Python's source line.
+            warnings.showwarning = _print_note
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         # Outside the training loop (which saves a checkpoint itself) there is nothing to save.
         print("\ninterrupted", file=sys.stderr)

@@ -575,7 +575,7 @@ def benford_test(x: Any, test: str = "first", base: int = 10) -> BenfordResult:
     Raises
     ------
     ValueError
-        No value has a digit (empty input, or only zeros/NaN/inf).
+        No value has a digit (no values, or only zeros/NaN/inf).
     """
     check_choice(test, "test", TESTS)
     base = _check_base(base)
@@ -583,9 +583,10 @@ def benford_test(x: Any, test: str = "first", base: int = 10) -> BenfordResult:
     digits, n_dropped = extract(x, base, return_dropped=True)
     n = int(digits.size)
     if n == 0:
+        digit = test.replace("_", " ")
         raise ValueError(
-            f"x has no value with a {test.replace('_', ' ')} digit: "
-            f"{n_dropped} value(s), all zero, NaN or inf" if n_dropped else "x must not be empty"
+            f"nothing to compare with Benford's law: none of the {n_dropped} value(s) has a {digit} digit "
+            "(they are all zero, NaN or inf)" if n_dropped else "nothing to compare with Benford's law: no values given"
         )
     support = digit_support(test, base)
     counts = np.bincount(digits - support[0], minlength=support.size).astype(np.int64)

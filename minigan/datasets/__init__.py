@@ -75,7 +75,7 @@ def load(
     name_or_path : str or path-like
         ``"mnist-5k"`` (the 5,000 bundled digits, no network), ``"mnist"``,
         ``"fashion-mnist"`` (downloaded once into the cache), or a path to a
-        folder of PNG/JPEG images, a ``.npy`` or a ``.npz`` file.
+        folder of image files (PNG, JPEG, ...: ``images.IMAGE_EXTENSIONS``), a ``.npy`` or a ``.npz`` file.
     split : {"train", "test"}
         For MNIST and Fashion-MNIST, and for Keras-style ``.npz`` files.
         The bundled digits have only ``"train"``.
