@@ -352,8 +352,20 @@ def _print_note(message: Any, category: type, filename: str, lineno: int, file: 
     print(f"note: {message}", file=sys.stderr)
 
 
+def _one_blas_thread_for_detect(argv: Sequence[str]) -> None:
+    """``detect`` runs one BLAS thread per process, as its Dask workers do: a thread count changes
+    the last bits of matrix products, and a scan must give the same scores in one process and on a
+    cluster. Its products are small (a second thread buys nothing); the environment must say it
+    before NumPy loads, and a value the user set is kept."""
+    if "numpy" in sys.modules or next((a for a in argv if not a.startswith("-")), None) != "detect":
+        return
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``minigan`` and ``python -m minigan``; returns the exit code."""
+    _one_blas_thread_for_detect(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -332,7 +332,7 @@ def _dask_client(args: argparse.Namespace) -> Any:
         except (OSError, TimeoutError, ValueError) as exc:
             raise RuntimeError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}") from None
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, "1")  # one process per core: the workers inherit it
+        os.environ.setdefault(name, "1")  # one process per core (minigan.cli already set it): the workers inherit it
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=None, silence_logs=logging.ERROR)
     client = Client(cluster)

@@ -250,7 +250,10 @@ def scan(
         Files per chunk (the unit of work sent to a Dask worker); a chunk also
         closes at about 64 MB of files.
     client : dask.distributed.Client, optional
-        Run the chunks on this cluster; by default they run in this process.
+        Run the chunks on this cluster; by default they run in this process. The
+        scores are the same to the last bit when this process and the workers run
+        the same number of BLAS threads (the thread count changes the last bits of
+        matrix products; ``minigan detect`` runs one everywhere).
     max_retries : int
         With a client: how often a chunk whose worker died is submitted again
         before its files get ``"error: ..."`` rows.
