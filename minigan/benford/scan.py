@@ -40,7 +40,7 @@ CSV_COLUMNS = ("file", "p_fake", "verdict", "status")
 CHUNK_PIXELS = 1 << 22
 DEFAULT_CHUNK_FILES = 512
 #: A chunk also closes once its files hold this many bytes (a proxy for pixels, known without decoding).
-CHUNK_BYTES = 64 << 20
+CHUNK_BYTES = 16 << 20
 _BENFORD_MIN_SIDE = 8
 
 
@@ -248,7 +248,7 @@ def scan(
         Files for which it is true are left out (those a previous scan did: resume).
     chunk_files : int
         Files per chunk (the unit of work sent to a Dask worker); a chunk also
-        closes at about 64 MB of files.
+        closes at about 16 MB of files.
     client : dask.distributed.Client, optional
         Run the chunks on this cluster; by default they run in this process. The
         scores are the same to the last bit when this process and the workers run
