@@ -180,7 +180,7 @@ def add_detect_command(subparsers: Any) -> argparse.ArgumentParser:
     evaluate = actions.add_parser(
         "evaluate", help="measure a saved detector on labelled real and generated images",
         description="Score real and GAN-generated image files with a saved detector and print its accuracy at "
-                    "--threshold, the ROC AUC and the true-positive rate at 1%% false positives; write the ROC "
+                    "--threshold, the ROC AUC and the true-positive rate at 1% false positives; write the ROC "
                     "curve as a PNG.",
     )
     evaluate.add_argument("--model", required=True, metavar="MODEL.npz", help="a model saved by 'detect fit'")
