@@ -235,3 +235,23 @@ def test_dask_scan_survives_a_worker_killed_mid_scan(detector, tmp_path, cluster
     deadline = time.time() + 30
     while len(cluster.scheduler_info()["workers"]) < 2 and time.time() < deadline:
         time.sleep(0.2)  # leave the cluster as it was for the next test
+
+
+def test_detect_reads_files_as_the_datasets_do_16_bit_pngs_included(detector, tmp_path):
+    from PIL import Image
+
+    import minigan.benford.cli as detect_cli
+    from minigan.datasets import images as dataset_images
+
+    wide = textured(1, 16, seed=3)[0].astype(np.uint16) * 257
+    Image.fromarray(wide).save(tmp_path / "deep.png")  # mode I;16
+    (tmp_path / "photo.webp").write_bytes(b"")  # one suffix list for both: .webp is an image suffix
+    assert not hasattr(detect_cli, "IMAGE_SUFFIXES") and not hasattr(detect_cli, "read_image")
+    listed = sorted(os.path.basename(f) for f in iter_image_files([tmp_path]))
+    assert listed == ["deep.png", "photo.webp"]
+    assert dataset_images.scan_image_folder(tmp_path)[0] == sorted(tmp_path.iterdir())
+    rows = all_rows([tmp_path / "deep.png"], detector)
+    pixels = dataset_images.read_image(tmp_path / "deep.png")
+    # scaled from 16 bits (v * 257 -> v), not clipped at 255
+    np.testing.assert_array_equal(pixels, textured(1, 16, seed=3)[0])
+    assert rows[0].p_fake == pytest.approx(detector.predict_proba(pixels[None])[0, 1], abs=1e-6)
