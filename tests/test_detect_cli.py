@@ -249,3 +249,13 @@ def test_benford_on_an_image_tests_its_dct_coefficients(work, tmp_path):
     zeros.write_text("0 0 0")
     stderr = fails(minigan("benford", zeros, cwd=work), "none of the 3 value(s) has a first digit")
     assert "x has no value" not in stderr
+
+
+def test_predict_into_a_closed_pipe_ends_quietly(work):
+    head = subprocess.Popen(["head", "-n", "2"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    proc = subprocess.run([sys.executable, "-m", "minigan", "detect", "predict", "--model", str(work / "model.npz"),
+                           str(work / "real"), str(work / "fake"), "--chunk-files", "2"], cwd=work, env=_env(),
+                          stdout=head.stdin, stderr=subprocess.PIPE, text=True, timeout=120)
+    head.stdin.close()
+    head.wait()
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -434,8 +434,12 @@ def run_detect_predict(args: argparse.Namespace) -> int:
                         bar.update(len(rows))
                     else:
                         lines = [f"{r.p_fake:>8.4f}  {r.verdict:<7}  {r.file}" for r in rows if r.scored]
-                        if lines:
-                            print("\n".join(lines), flush=True)
+                        try:
+                            if lines:
+                                print("\n".join(lines), flush=True)
+                        except BrokenPipeError:  # the reader left (| head): no more work, and no traceback
+                            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                            return 0
                     tally.add(rows)
                     if stop.signal is not None:
                         break
