@@ -106,6 +106,7 @@ def test_a_pixel_model_reports_images_of_another_size(tmp_path):
     assert rows[0].status == "ok" and rows[1].status.startswith("wrong size: 12x12, the model expects 8x8")
 
 
+@pytest.mark.slow  # six 1024x1024 photos, scored twice
 def test_a_large_photo_is_scored_through_its_luma_in_bounded_memory(detector, tmp_path, monkeypatch):
     """A 1024x1024 RGB photo: features block row by block row equal the whole-image features bit for bit,
     and the memory a scan holds does not grow with the number of photos."""

@@ -92,6 +92,7 @@ def test_fit_help_describes_the_command_and_shows_defaults(work):
     assert "(default: 0.5)" in predict and "--resume" in predict and "--workers" in predict
 
 
+@pytest.mark.slow  # trains a detector in a subprocess
 def test_fit_shows_progress_and_summarises_skipped_files(work, tmp_path):
     result = ok(minigan("detect", "fit", "--real", work / "real", "--fake", work / "fake", "--out",
                         tmp_path / "m.npz", "--epochs", 3, cwd=work))
@@ -208,6 +209,7 @@ def test_predict_on_two_local_workers_gives_the_scores_of_one_process(work, tmp_
     assert {r["file"]: r for r in csv_rows(two)} == by_file  # to the last digit printed
 
 
+@pytest.mark.slow  # a subprocess scan
 def test_a_benford_model_warns_about_images_unlike_its_training_images(work, tmp_path):
     rng = np.random.default_rng(0)
     save_pngs(tmp_path, [np.clip(rng.normal(128, 40, (96, 96, 3)), 0, 255).astype(np.uint8)], prefix="photo")
@@ -220,6 +222,7 @@ def test_a_benford_model_warns_about_images_unlike_its_training_images(work, tmp
 # ------------------------------------------------------------------ detect evaluate
 
 
+@pytest.mark.slow  # scores two folders and plots
 def test_evaluate_prints_accuracy_auc_and_tpr_and_writes_the_roc_plot(work, tmp_path):
     roc = tmp_path / "roc.png"
     result = ok(minigan("detect", "evaluate", "--model", work / "model.npz", "--real", work / "real", "--fake",
@@ -251,6 +254,7 @@ def test_benford_on_an_image_tests_its_dct_coefficients(work, tmp_path):
     assert "x has no value" not in stderr
 
 
+@pytest.mark.slow  # a subprocess scan in chunks of 2
 def test_predict_into_a_closed_pipe_ends_quietly(work):
     head = subprocess.Popen(["head", "-n", "2"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     proc = subprocess.run([sys.executable, "-m", "minigan", "detect", "predict", "--model", str(work / "model.npz"),
