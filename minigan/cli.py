@@ -47,7 +47,8 @@ def _add_train(sub: Any) -> None:
                     "progress.gif, checkpoint.npz. Ctrl-C saves a checkpoint; --resume continues it. Every option "
                     "can also be set in a TOML file (--config) under the same name.",
     )
-    titles = {"model": "networks and objective", "training": "training", "schedule": "length and outputs"}
+    titles = {"data": "data", "model": "networks and objective", "training": "training",
+              "schedule": "length and outputs"}
     groups = {group: p.add_argument_group(title) for group, title in titles.items()}
     for setting in SETTINGS:
         # Defaults are applied later (minigan.settings.resolve) so that --config and --resume can tell what was given.

@@ -22,6 +22,7 @@ from .errors import TrainingDiverged
 from .model import Sequential
 from .objectives import Objective, make_objective, objective_config
 from .optim import Adam, Optimizer
+from .run import train
 from .settings import DEFAULTS
 from .terms import DiscriminatorTerm, GeneratorTerm
 
@@ -49,13 +50,13 @@ class GAN:
         average) -- or an :class:`~minigan.objectives.Objective` instance.
     g_optimizer, d_optimizer : Optimizer, optional
         Default: Adam with the default learning rate and betas of
-        :mod:`minigan.settings` (2e-4, 0.5, 0.999, as the article).
+        :mod:`minigan.settings` (the article's).
     d_steps : int
         Discriminator updates per generator update (each with fresh noise, same real batch).
     label_smoothing : float in [0, 0.5)
         One-sided: real targets become ``1 - label_smoothing`` (bce, lsgan, rabce).
     clip_value : float, optional
-        Critic weight clipping for ``wgan`` (default: the objective's, 0.01).
+        Critic weight clipping for ``wgan`` (default: the objective's own).
     seed : int, optional
         Seeds the noise, the data order and the fixed sample noise.
     ema_decay : float in [0, 1), optional
@@ -436,8 +437,6 @@ class GAN:
         minigan.run.TrainingResult with the metrics history, whether the run was
         interrupted, and paths.
         """
-        from .run import train  # the run-directory machinery lives beside the loop
-
         return train(
             self, data, labels=labels, iterations=iterations, epochs=epochs, batch_size=batch_size,
             out_dir=out_dir, sample_every=sample_every, checkpoint_every=checkpoint_every, eval_every=eval_every,

@@ -15,14 +15,21 @@ zero biases, BatchNorm ``eps=1e-3`` with Keras' meaning of ``momentum``.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
 
 from ._validation import check_choice, check_int, check_real, check_rng
+from .checkpoint import checkpoint_path, load_checkpoint
+from .gan import GAN
 from .layers import BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
 from .model import Sequential
-from .settings import ACTIVATION_NAMES
+from .objectives import objective_from_config
+from .optim import Adam, optimizer_from_config
+from .serialization import FileFormatError
+from .settings import ACTIVATION_NAMES, BY_NAME, resolve
+from .terms import term_from_config
 
 _ACTIVATION_LAYERS = {"leaky_relu": lambda: LeakyReLU(0.2), "relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 #: Hidden activations by name (the names are the settings' ``g_activation`` / ``d_activation`` choices).
@@ -175,7 +182,7 @@ def reference_discriminator(
     return mlp_discriminator(image_shape, hidden=(512, 256), activation="leaky_relu", dropout=0.0, dtype=dtype, rng=rng)
 
 
-def build_gan(settings: dict[str, Any] | None = None) -> Any:
+def build_gan(settings: dict[str, Any] | None = None) -> GAN:
     """A :class:`minigan.GAN` built from plain settings (those of :mod:`minigan.settings`,
     as ``minigan train`` takes them, plus ``image_shape``).
 
@@ -186,10 +193,6 @@ def build_gan(settings: dict[str, Any] | None = None) -> Any:
     weights are drawn from a stream derived from ``seed`` and distinct from the GAN's
     noise stream. Missing settings take their defaults; unknown ones are an error.
     """
-    from .gan import GAN
-    from .optim import Adam
-    from .settings import resolve
-
     given = dict(settings or {})
     shape = tuple(given.pop("image_shape", (28, 28)))
     s = resolve(given)
@@ -210,7 +213,7 @@ def build_gan(settings: dict[str, Any] | None = None) -> Any:
 
 
 def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | None = None,
-                    terms: bool = True) -> Any:
+                    terms: bool = True) -> GAN:
     """A fresh :class:`minigan.GAN` (weights not loaded) built as a run's ``config.json`` records.
 
     A run made by ``minigan train`` is rebuilt from its settings (:func:`build_gan`);
@@ -218,12 +221,6 @@ def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | 
     terms; one from an older minigan from its flat settings. ``terms=False`` leaves
     out extra loss terms (not needed to sample).
     """
-    from .gan import GAN
-    from .objectives import objective_from_config
-    from .optim import optimizer_from_config
-    from .settings import BY_NAME
-    from .terms import term_from_config
-
     if not isinstance(config, dict):
         raise ValueError(f"a run record must be a dict, got {type(config).__name__}")
     if isinstance(config.get("settings"), dict):
@@ -251,7 +248,8 @@ def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | 
     )
 
 
-def load_gan(path: Any, *, models_only: bool = False, custom_layers: dict[str, type] | None = None) -> Any:
+def load_gan(path: str | os.PathLike, *, models_only: bool = False,
+             custom_layers: dict[str, type] | None = None) -> GAN:
     """Rebuild the GAN of a run (directory or checkpoint file) with its trained state.
 
     Works for runs made by ``minigan train`` and by :meth:`GAN.fit` from Python alike
@@ -270,9 +268,6 @@ def load_gan(path: Any, *, models_only: bool = False, custom_layers: dict[str, t
     -------
     minigan.GAN at the checkpoint's iteration.
     """
-    from .checkpoint import checkpoint_path, load_checkpoint
-    from .serialization import FileFormatError
-
     arrays, meta = load_checkpoint(path)
     try:
         gan = gan_from_record(meta.get("config") or {}, custom_layers=custom_layers, terms=not models_only)

@@ -384,15 +384,20 @@ def train(
         )
 
     def write_samples() -> None:
+        """The fixed-noise grid, captioned with its iteration, and the loss plot so far."""
         if run is None:
             return
         from .plots import save_sample_grid
 
         grid = gan.sample(FIXED_SAMPLES, noise=fixed_noise, condition=fixed_labels)
-        save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png")
+        save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png", label=f"iteration {gan.iteration}")
+        if log is not None:
+            log.flush()
+            _write_loss_plot(run, gan.objective.score_kind)
 
     history: dict[str, list[float]] = {c: [] for c in columns}
     bar = _progress_bar(total, gan.iteration, progress)
+    postfix: dict[str, str] = {}
     start = time.perf_counter()
     first_iteration = gan.iteration
     stop = _StopRequest()
@@ -426,9 +431,11 @@ def train(
                     save()
                 if bar is not None:
                     bar.update(1)
+                    if "classifier_fid" in row:
+                        postfix["fid"] = f"{row['classifier_fid']:.2f}"
                     if it % 25 == 0 or it == total:
-                        bar.set_postfix(d_loss=f"{logs['d_loss']:.3f}", g_loss=f"{logs['g_loss']:.3f}",
-                                        refresh=False)
+                        postfix.update(d_loss=f"{logs['d_loss']:.3f}", g_loss=f"{logs['g_loss']:.3f}")
+                        bar.set_postfix(postfix, refresh=False)
     finally:
         if bar is not None:
             bar.close()
@@ -437,9 +444,11 @@ def train(
     seconds = time.perf_counter() - start
 
     if run is not None:
+        from .plots import save_progress_gif_from_run
+
         save()
-        write_samples()
-        _write_plots(run)
+        write_samples()  # the last grid and the loss plot
+        save_progress_gif_from_run(run, run / "progress.gif")
         log.close()
     if stop.signal_name is not None:
         where = f"; checkpoint saved to {ckpt.checkpoint_path(run)}, continue with resume=True (--resume)" if run else ""
@@ -447,13 +456,13 @@ def train(
     return TrainingResult(history, gan.iteration, stop.signal_name, run, seconds, gan.iteration - first_iteration)
 
 
-def _write_plots(run: Path) -> None:
-    from .plots import plot_losses, read_metrics_csv, save_progress_gif_from_run
+def _write_loss_plot(run: Path, score_kind: str) -> None:
+    from .plots import plot_losses, read_metrics_csv
 
     metrics = read_metrics_csv(run / "metrics.csv")
     if len(metrics.get("iteration", ())) > 0:
-        plot_losses(metrics, run / "losses.png")
-    save_progress_gif_from_run(run, run / "progress.gif")
+        plot_losses(metrics, run / "losses.png", score_kind=score_kind)
+
 
 
 def _quality(gan: "GAN", fixed_labels: np.ndarray | None) -> dict[str, float]:

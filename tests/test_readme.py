@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.docs
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
