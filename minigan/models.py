@@ -1,7 +1,7 @@
 """Ready-made generators and discriminators.
 
 ``reference_generator`` / ``reference_discriminator`` are the article's dense
-MNIST GAN exactly as GUIDE.md section 1 gives it (Keras-GAN's ``gan/gan.py``):
+MNIST GAN in the canonical form of Keras-GAN's ``gan/gan.py`` (github.com/eriklindernoren/Keras-GAN):
 
 * generator: z (100) -> Dense 256 -> LeakyReLU(0.2) -> BatchNorm(momentum 0.8)
   -> Dense 512 -> LeakyReLU(0.2) -> BatchNorm(0.8) -> Dense 1024 -> LeakyReLU(0.2)

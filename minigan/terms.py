@@ -187,6 +187,7 @@ def term_from_config(spec: Any) -> Any:
         name = spec.get("class") if isinstance(spec, dict) else spec
         raise ValueError(
             f"the run has a loss term {name!r} that cannot be rebuilt from its record (it holds a network or is "
-            "not registered with minigan.terms.register_term); rebuild the GAN in Python and fit(resume=True)"
+            "not registered with minigan.terms.register_term); load it with models_only=True to sample, or "
+            "rebuild the GAN in Python and fit(..., resume=True) to continue training"
         )
     return TERMS[spec["class"]](**spec["config"])
