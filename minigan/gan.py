@@ -142,6 +142,8 @@ class GAN:
         self._stack_d_batches = discriminator.rows_independent
         self._buffers: dict[str, np.ndarray] = {}
         self._real_cache: dict[str, Any] | None = None
+        #: The ``config.json`` record of the run this GAN was loaded from (:func:`minigan.load_gan`), else None.
+        self.record: dict[str, Any] | None = None
 
     @property
     def loss_name(self) -> str:
@@ -379,6 +381,43 @@ class GAN:
                 G.train()
         return np.concatenate(chunks).reshape((n, *self.image_shape))
 
+    def latent_walk(self, walks: int, steps: int, *, seed: int | None = None,
+                    condition: np.ndarray | None = None, ema: bool = True) -> np.ndarray:
+        """Images along ``walks`` paths in the noise space, ``steps`` images each.
+
+        Each path runs from one random noise vector to another along the great circle
+        between them (spherical interpolation, "slerp": White 2016, "Sampling Generative
+        Networks"), which keeps every point at the typical norm of a Gaussian vector;
+        straight lines would pass through the low-norm middle that G rarely sees.
+
+        Parameters
+        ----------
+        walks, steps : int
+            Number of paths and images per path (``steps >= 2``: the two ends included).
+        seed : int, optional
+            Seed of the end points.
+        condition : ndarray (walks,), optional
+            One label per path, for a conditional generator.
+
+        Returns
+        -------
+        ndarray (walks, steps, *image_shape)
+        """
+        walks = check_int(walks, "walks", minimum=1)
+        steps = check_int(steps, "steps", minimum=2)
+        rng = np.random.default_rng(seed)
+        start, end = self.noise(walks, rng).astype(np.float64), self.noise(walks, rng).astype(np.float64)
+        cosine = np.sum(start * end, axis=1) / (np.linalg.norm(start, axis=1) * np.linalg.norm(end, axis=1))
+        angle = np.arccos(np.clip(cosine, -1.0, 1.0))[:, None, None]
+        t = np.linspace(0.0, 1.0, steps)[None, :, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slerp = (np.sin((1 - t) * angle) * start[:, None] + np.sin(t * angle) * end[:, None]) / np.sin(angle)
+        lerp = (1 - t) * start[:, None] + t * end[:, None]  # where the ends (nearly) coincide
+        path = np.where(angle > 1e-6, slerp, lerp).reshape(walks * steps, self.latent_dim).astype(self.dtype)
+        labels = None if condition is None else np.repeat(np.asarray(condition), steps)
+        images = self.sample(walks * steps, noise=path, condition=labels, ema=ema)
+        return images.reshape((walks, steps, *self.image_shape))
+
     # ------------------------------------------------------------------
     def fit(
         self,
@@ -530,6 +569,17 @@ class GAN:
         self.rng.bit_generator.state = meta["rng"]
         for g, s in zip(generators, meta["layer_rngs"]):
             g.bit_generator.state = s
+
+    def checkpoint_nbytes(self) -> int:
+        """Bytes of the arrays a checkpoint holds: the networks, the average and the
+        optimizers' states (what :meth:`state` would copy, counted without copying)."""
+        total = 0
+        for part in self._stateful_parts().values():
+            if isinstance(part, Sequential):
+                total += sum(a.nbytes for a in (*part.params.values(), *part.buffers.values()))
+            else:
+                total += sum(a.nbytes for arrays in part._state_arrays().values() for a in arrays)
+        return total
 
     def weights_finite(self) -> bool:
         """True when no parameter of G or D is NaN or inf."""

@@ -274,4 +274,5 @@ def load_gan(path: str | os.PathLike, *, models_only: bool = False,
     except ValueError as exc:
         raise FileFormatError(f"{checkpoint_path(path)}: {exc}") from None
     gan.load_state(arrays, meta, source=str(checkpoint_path(path)), models_only=models_only)
+    gan.record = meta.get("config") or {}
     return gan

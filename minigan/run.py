@@ -275,6 +275,20 @@ class TrainingResult:
         return f"TrainingResult(iteration={self.iteration}, {state}, seconds={self.seconds:.1f})"
 
 
+def training_speed(seconds: np.ndarray) -> tuple[float, int]:
+    """Iterations per second of a run and its number of sessions, from the ``seconds``
+    column of ``metrics.csv`` (time since each session's start, so it falls back to
+    near zero where a resumed session begins): all rows over the sum of the sessions'
+    durations."""
+    seconds = np.asarray(seconds, dtype=np.float64)
+    if seconds.size == 0:
+        return float("nan"), 0
+    starts = np.flatnonzero(np.diff(seconds) < 0) + 1
+    ends = np.append(starts - 1, seconds.size - 1)
+    duration = float(seconds[ends].sum())
+    return (seconds.size / duration if duration > 0 else float("nan")), int(ends.size)
+
+
 def fixed_condition(labels: np.ndarray | None, n: int) -> np.ndarray | None:
     """Labels for the fixed sample grid: the data's classes in turn."""
     if labels is None:

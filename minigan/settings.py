@@ -50,8 +50,9 @@ class Setting:
         The default (None: derived, see ``help``).
     help : str
         One line for ``--help``; the default is appended.
-    kind : {"int", "float", "str", "bool", "widths"}
-        How a command-line string is read (``widths``: comma-separated ints).
+    kind : {"int", "float", "str", "bool", "widths", "size"}
+        How a command-line string is read (``widths``: comma-separated ints; ``size``:
+        ``HEIGHTxWIDTH``).
     group : {"data", "model", "training", "schedule"}
     check : callable (value, name) -> value, optional
         Validates a value from any source and returns it normalised.
@@ -86,6 +87,8 @@ class Setting:
             return value
         if self.kind == "widths":
             return _check_widths(value, self.name)
+        if self.kind == "size":
+            return _check_size(value, self.name)
         if self.kind == "int":
             value = check_int(value, self.name)
         elif self.kind == "float":
@@ -104,6 +107,18 @@ def _check_widths(value: Any, name: str) -> list[int]:
             raise ValueError(f"{name} must be comma-separated integers such as 256,512, got {value!r}") from None
     if not isinstance(value, (list, tuple)) or not value:
         raise ValueError(f"{name} must list at least one layer width, got {describe(value)}")
+    return [check_int(v, f"{name}[{i}]", minimum=1) for i, v in enumerate(value)]
+
+
+def _check_size(value: Any, name: str) -> list[int]:
+    if isinstance(value, str):
+        parts = value.lower().replace(" ", "").split("x")
+        try:
+            value = [int(part) for part in parts]
+        except ValueError:
+            raise ValueError(f"{name} must be HEIGHTxWIDTH such as 32x32, got {value!r}") from None
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"{name} must be HEIGHTxWIDTH such as 32x32 (two sizes), got {describe(value)}")
     return [check_int(v, f"{name}[{i}]", minimum=1) for i, v in enumerate(value)]
 
 
@@ -129,6 +144,9 @@ SETTINGS: tuple[Setting, ...] = (
     # -- model ---------------------------------------------------------------------
     Setting("data", "mnist-5k", "mnist-5k (bundled), mnist, fashion-mnist, or a folder / .npy / .npz of images",
             "str", "data"),
+    Setting("color", False, "train on RGB images (default: grey, ITU-R 601-2 luma)", "bool", "data"),
+    Setting("resize", None, "resize every image to HEIGHTxWIDTH, e.g. 32x32 (needed for folders of mixed sizes)",
+            "size", "data"),
     Setting("architecture", "reference", "reference (the article's networks, fixed) or mlp (the same by default; "
             "widths, activations, BatchNorm and dropout set by the mlp: options)", "str", "model",
             choices=lambda: ARCHITECTURES),

@@ -15,14 +15,21 @@ Arrays are "well-conditioned": finite, of moderate magnitude, and (with
 ``min_abs``) kept away from 0 so that the kinks of ReLU-like functions do not
 sit inside a finite-difference step.
 
-Requires ``hypothesis`` (installed with ``pip install minigan[test]``).
+Requires ``hypothesis``: ``pip install "minigan[test]"`` (the plain install leaves it out).
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
 import numpy as np
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ImportError:  # a plain install has no hypothesis: say what to install
+    raise ImportError(
+        'minigan.testing needs the hypothesis package, which the plain install leaves out: '
+        'pip install "minigan[test]" (or pip install hypothesis)'
+    ) from None
 
 from .layers import BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import BCE, BCEWithLogits, Hinge, Loss, MSE, Wasserstein

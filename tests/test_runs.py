@@ -133,7 +133,7 @@ def test_every_setting_reaches_the_command_line_and_the_toml_file(tmp_path):
     lines = []
     for s in SETTINGS:
         value = s.default if s.default is not None else {"g_lr": 1e-3, "d_lr": 1e-3, "clip_value": 0.02,
-                                                          "epochs": 2, "iterations": 5}[s.name]
+                                                          "epochs": 2, "iterations": 5, "resize": [8, 8]}[s.name]
         lines.append(f"{s.name} = {json.dumps(value)}")
     (tmp_path / "all.toml").write_text("\n".join(lines) + "\n")
     read = _read_toml(str(tmp_path / "all.toml"))
