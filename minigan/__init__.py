@@ -28,6 +28,7 @@ _EXPORTS = {
     "Sequential": "model",
     "Parameter": "model",
     "gradcheck": "gradcheck",
+    "gradcheck_second_order": "gradcheck",
     "GradcheckReport": "gradcheck",
     "GAN": "gan",
     "load_gan": "models",
@@ -39,7 +40,7 @@ _EXPORTS = {
 _SUBMODULES = {
     "layers", "model", "losses", "optim", "init", "kernels", "gradcheck", "testing", "gan", "models",
     "datasets", "checkpoint", "plots", "metrics", "benford", "serialization", "cli", "run", "objectives",
-    "terms", "settings", "errors",
+    "terms", "settings", "errors", "penalties",
 }
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
