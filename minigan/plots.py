@@ -202,6 +202,86 @@ def _check_metrics(metrics: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return columns
 
 
+def gradient_norm_columns(metrics: Mapping[str, np.ndarray]) -> list[str]:
+    """The columns of ``metrics`` that log a mean input-gradient norm (``*_grad_norm``,
+    written by the gradient-penalty terms) and hold at least one finite value."""
+    found = []
+    for name in metrics:
+        if str(name).endswith("_grad_norm"):
+            values = np.asarray(metrics[name], dtype=np.float64)
+            if values.ndim == 1 and np.isfinite(values).any():
+                found.append(str(name))
+    return found
+
+
+def loss_figure(
+    metrics: Mapping[str, np.ndarray],
+    *,
+    smoothing: int | None = None,
+    title: str | None = None,
+):
+    """The figure :func:`plot_losses` saves, as a matplotlib ``Figure`` (Agg canvas).
+
+    Panels, top to bottom: ``d_loss`` and ``g_loss``; mean D(x) and D(G(z)); and, when
+    ``metrics`` has gradient-norm columns (:func:`gradient_norm_columns`, e.g.
+    ``r1_grad_norm``), the mean norm of D's input gradient, each point where it was
+    logged (a lazy penalty logs every K-th D update) and its moving average.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = _check_metrics(metrics)
+    norm_columns = gradient_norm_columns(metrics)
+    for name in norm_columns:
+        if np.asarray(metrics[name]).shape != columns["iteration"].shape:
+            raise ValueError(f"metrics columns must have equal lengths; 'iteration' has "
+                             f"{columns['iteration'].shape[0]}, {name!r} has {np.asarray(metrics[name]).shape[0]}")
+    steps = columns["iteration"]
+    window = max(1, steps.shape[0] // 50) if smoothing is None else check_int(smoothing, "smoothing", minimum=1)
+
+    panels = 3 if norm_columns else 2
+    figure = Figure(figsize=(8, 6 if panels == 2 else 8.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(panels, 1, sharex=True)
+    loss_axes, prob_axes = axes[0], axes[1]
+    for name, label, color in (("d_loss", "discriminator", "tab:blue"), ("g_loss", "generator", "tab:orange")):
+        loss_axes.plot(steps, columns[name], color=color, alpha=0.25, linewidth=0.8)
+        loss_axes.plot(steps, moving_average(columns[name], window), color=color, linewidth=1.6, label=label)
+    loss_axes.set_ylabel("loss")
+    loss_axes.legend(loc="upper right")
+    loss_axes.grid(alpha=0.3)
+    for name, label, color in (("d_real", "D(x), real", "tab:green"), ("d_fake", "D(G(z)), fake", "tab:red")):
+        prob_axes.plot(steps, columns[name], color=color, alpha=0.25, linewidth=0.8)
+        prob_axes.plot(steps, moving_average(columns[name], window), color=color, linewidth=1.6, label=label)
+    scores = np.concatenate([columns["d_real"], columns["d_fake"]])
+    scores = scores[np.isfinite(scores)]
+    if scores.size == 0 or (scores.min() >= 0.0 and scores.max() <= 1.0):  # probabilities
+        prob_axes.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
+        prob_axes.set_ylim(-0.02, 1.02)
+    # else raw critic scores (wgan, wgan-gp, hinge): the axis follows them
+    prob_axes.set_ylabel("mean D output")
+    prob_axes.legend(loc="upper right")
+    prob_axes.grid(alpha=0.3)
+    if norm_columns:
+        norm_axes = axes[2]
+        colors = ("tab:purple", "tab:brown", "tab:pink", "tab:cyan")
+        for index, name in enumerate(norm_columns):
+            values = np.asarray(metrics[name], dtype=np.float64)
+            logged = np.isfinite(values)
+            color = colors[index % len(colors)]
+            norm_axes.plot(steps[logged], values[logged], color=color, alpha=0.25, linewidth=0.8)
+            smooth_window = max(1, int(logged.sum()) // 50)
+            norm_axes.plot(steps[logged], moving_average(values[logged], smooth_window), color=color,
+                           linewidth=1.6, label=name)
+        norm_axes.set_ylabel("mean ||grad_x D||")
+        norm_axes.legend(loc="upper right")
+        norm_axes.grid(alpha=0.3)
+    axes[-1].set_xlabel("iteration")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
 def plot_losses(
     metrics: Mapping[str, np.ndarray],
     path: str | os.PathLike,
@@ -212,15 +292,17 @@ def plot_losses(
     """Plot loss curves and discriminator outputs of a run into a PNG, atomically.
 
     Top panel: ``d_loss`` and ``g_loss`` (thin, faint) with their moving averages
-    (solid). Bottom panel: mean D(x) on real images and D(G(z)) on fakes, with
-    the 0.5 line where a perfectly confused discriminator would sit.
+    (solid). Middle panel: mean D(x) on real images and D(G(z)) on fakes, with
+    the 0.5 line where a perfectly confused discriminator would sit. When a gradient
+    penalty logged the mean norm of D's input gradient (columns ``*_grad_norm``), a
+    third panel shows it (see :func:`loss_figure`).
 
     Parameters
     ----------
     metrics : dict of str to ndarray of shape (n_rows,)
         At least the columns ``iteration``, ``d_loss``, ``g_loss``, ``d_real`` and
-        ``d_fake`` (as :func:`read_metrics_csv` returns them). Extra columns are
-        ignored.
+        ``d_fake`` (as :func:`read_metrics_csv` returns them). Extra columns other than
+        the gradient norms are ignored.
     path : path-like
         Destination ``.png``.
     smoothing : int, optional
@@ -234,34 +316,7 @@ def plot_losses(
     pathlib.Path
         The path written.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    columns = _check_metrics(metrics)
-    steps = columns["iteration"]
-    window = max(1, steps.shape[0] // 50) if smoothing is None else check_int(smoothing, "smoothing", minimum=1)
-
-    figure = Figure(figsize=(8, 6), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    loss_axes, prob_axes = figure.subplots(2, 1, sharex=True)
-    for name, label, color in (("d_loss", "discriminator", "tab:blue"), ("g_loss", "generator", "tab:orange")):
-        loss_axes.plot(steps, columns[name], color=color, alpha=0.25, linewidth=0.8)
-        loss_axes.plot(steps, moving_average(columns[name], window), color=color, linewidth=1.6, label=label)
-    loss_axes.set_ylabel("loss")
-    loss_axes.legend(loc="upper right")
-    loss_axes.grid(alpha=0.3)
-    for name, label, color in (("d_real", "D(x), real", "tab:green"), ("d_fake", "D(G(z)), fake", "tab:red")):
-        prob_axes.plot(steps, columns[name], color=color, alpha=0.25, linewidth=0.8)
-        prob_axes.plot(steps, moving_average(columns[name], window), color=color, linewidth=1.6, label=label)
-    prob_axes.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
-    prob_axes.set_ylim(-0.02, 1.02)
-    prob_axes.set_ylabel("mean D output")
-    prob_axes.set_xlabel("iteration")
-    prob_axes.legend(loc="upper right")
-    prob_axes.grid(alpha=0.3)
-    if title:
-        figure.suptitle(title)
-
+    figure = loss_figure(metrics, smoothing=smoothing, title=title)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     path = Path(path)
