@@ -47,7 +47,8 @@ class GAN:
     loss : str or Objective
         A name from :data:`minigan.objectives.OBJECTIVES` -- ``bce`` (the article's),
         ``lsgan``, ``hinge``, ``wgan`` (weight clipping), ``rabce`` (relativistic
-        average) -- or an :class:`~minigan.objectives.Objective` instance.
+        average), ``wgan-gp`` (gradient penalty; it attaches its penalty term) -- or an
+        :class:`~minigan.objectives.Objective` instance.
     g_optimizer, d_optimizer : Optimizer, optional
         Default: Adam with the default learning rate and betas of
         :mod:`minigan.settings` (the article's).
@@ -71,7 +72,8 @@ class GAN:
     image_shape : tuple, optional
         Shape of one image, e.g. (28, 28); default: a square from the generator's output size.
     discriminator_terms, generator_terms : sequences of terms
-        Extra loss terms (see :mod:`minigan.terms`).
+        Extra loss terms (see :mod:`minigan.terms`), e.g. ``[terms.R1Penalty(10.0, every=16)]``.
+        ``discriminator_terms`` afterwards also lists the objective's own terms, first.
     """
 
     def __init__(
@@ -129,7 +131,12 @@ class GAN:
                                                beta2=DEFAULTS["beta2"])
         self.d_optimizer = d_optimizer or Adam(discriminator.parameters(), lr=DEFAULTS["lr"],
                                                beta1=DEFAULTS["beta1"], beta2=DEFAULTS["beta2"])
-        self.discriminator_terms = _check_terms(discriminator_terms, DiscriminatorTerm, "discriminator_terms")
+        #: Terms the objective brings (WGAN-GP's penalty), first; recorded with the objective, not as terms.
+        self.objective_terms: list[DiscriminatorTerm] = list(self.objective.discriminator_terms())
+        self.discriminator_terms = [*self.objective_terms,
+                                    *_check_terms(discriminator_terms, DiscriminatorTerm, "discriminator_terms")]
+        for term in self.discriminator_terms:
+            term.check_discriminator(discriminator)
         self.generator_terms = _check_terms(generator_terms, GeneratorTerm, "generator_terms")
         self.iteration = 0
         if ema_decay is not None:
@@ -497,7 +504,8 @@ class GAN:
             "latent_dim": self.latent_dim,
             "image_shape": list(self.image_shape),
             "dtype": self.dtype.name,
-            "discriminator_terms": [term_config(t) for t in self.discriminator_terms],
+            "discriminator_terms": [term_config(t) for t in self.discriminator_terms
+                                    if not any(t is own for own in self.objective_terms)],
             "generator_terms": [term_config(t) for t in self.generator_terms],
         }
 

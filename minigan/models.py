@@ -29,7 +29,7 @@ from .objectives import objective_from_config
 from .optim import Adam, optimizer_from_config
 from .serialization import FileFormatError
 from .settings import ACTIVATION_NAMES, BY_NAME, resolve
-from .terms import term_from_config
+from .terms import R1Penalty, term_from_config
 
 _ACTIVATION_LAYERS = {"leaky_relu": lambda: LeakyReLU(0.2), "relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 #: Hidden activations by name (the names are the settings' ``g_activation`` / ``d_activation`` choices).
@@ -191,7 +191,9 @@ def build_gan(settings: dict[str, Any] | None = None) -> GAN:
     ``g_batchnorm``, ``d_hidden``, ``d_activation`` and ``d_dropout``. The generator
     gets Adam(g_lr, beta1, beta2), the discriminator Adam(d_lr, beta1, beta2). The
     weights are drawn from a stream derived from ``seed`` and distinct from the GAN's
-    noise stream. Missing settings take their defaults; unknown ones are an error.
+    noise stream. ``r1`` (> 0) attaches :class:`minigan.terms.R1Penalty` (gamma ``r1``,
+    applied every ``r1_every`` D updates). Missing settings take their defaults;
+    unknown ones are an error.
     """
     given = dict(settings or {})
     shape = tuple(given.pop("image_shape", (28, 28)))
@@ -207,9 +209,13 @@ def build_gan(settings: dict[str, Any] | None = None) -> GAN:
                               dtype=s["dtype"], rng=init_rng)
     g_opt = Adam(G.parameters(), lr=s["g_lr"], beta1=s["beta1"], beta2=s["beta2"])
     d_opt = Adam(D.parameters(), lr=s["d_lr"], beta1=s["beta1"], beta2=s["beta2"])
+    if not s["r1"] and s["r1_every"] != BY_NAME["r1_every"].default:
+        raise ValueError(f"r1_every={s['r1_every']} has no effect without r1: set the penalty's gamma "
+                         "(--r1 GAMMA) or leave r1_every out")
+    terms = [R1Penalty(s["r1"], every=s["r1_every"])] if s["r1"] else []
     return GAN(G, D, latent_dim=s["latent_dim"], loss=s["loss"], g_optimizer=g_opt, d_optimizer=d_opt,
                d_steps=s["d_steps"], label_smoothing=s["label_smoothing"], clip_value=s["clip_value"],
-               seed=s["seed"], ema_decay=s["ema_decay"], image_shape=shape)
+               seed=s["seed"], ema_decay=s["ema_decay"], image_shape=shape, discriminator_terms=terms)
 
 
 def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | None = None,

@@ -91,6 +91,11 @@ class Objective:
     def after_discriminator_step(self, discriminator: Any) -> None:
         """Called after every D update (e.g. to clip the critic's weights); nothing by default."""
 
+    def discriminator_terms(self) -> list[Any]:
+        """Extra discriminator terms the objective brings (:mod:`minigan.terms`), e.g. WGAN-GP's
+        gradient penalty; :class:`minigan.GAN` attaches them. None by default."""
+        return []
+
     def get_config(self) -> dict[str, Any]:
         """The objective's options as JSON-compatible values (``objective_from_config`` inverts it)."""
         return {}
@@ -226,6 +231,44 @@ class WGANObjective(Objective):
         return {"clip_value": self.clip_value}
 
 
+class WGANGPObjective(Objective):
+    """Wasserstein critic with a gradient penalty (Gulrajani et al. 2017, "Improved Training
+    of Wasserstein GANs", Algorithm 1): no clipping; instead
+    ``L_D = mean D(G(z)) - mean D(x) + gp_weight * mean (||grad D(x_hat)|| - 1)^2`` on random
+    interpolates ``x_hat`` (:class:`minigan.terms.WGANGradientPenalty`, which this objective
+    attaches), and ``L_G = -mean D(G(z))``.
+
+    The critic's two halves are not averaged here (unlike the other objectives'): this
+    is the paper's loss, so that ``gp_weight = 10`` weighs the penalty as the paper's
+    lambda does. The paper trains with five critic steps per generator step and
+    Adam(1e-4, beta1 0, beta2 0.9): :attr:`recommended_settings`, which ``build_gan``
+    and ``minigan train`` apply where nothing was set (a :class:`minigan.GAN` built by
+    hand takes the optimizers and ``d_steps`` it is given).
+    """
+
+    name = "wgan-gp"
+    recommended_settings = {"d_steps": 5, "lr": 1e-4, "beta1": 0.0, "beta2": 0.9}
+
+    def __init__(self, gp_weight: float = 10.0) -> None:
+        super().__init__()
+        self.gp_weight = check_real(gp_weight, "gp_weight", minimum=0.0, min_inclusive=False)
+        self._loss = _losses().Wasserstein()
+
+    def discriminator_loss(self, real_scores, fake_scores, grad_real, grad_fake):
+        return self._mean(self._loss, real_scores, 1.0, grad_real) + self._mean(self._loss, fake_scores, 0.0, grad_fake)
+
+    def generator_loss(self, fake_scores, real_scores, grad_fake):
+        return self._mean(self._loss, fake_scores, 1.0, grad_fake)
+
+    def discriminator_terms(self):
+        from .terms import WGANGradientPenalty
+
+        return [WGANGradientPenalty(self.gp_weight)]
+
+    def get_config(self):
+        return {"gp_weight": self.gp_weight}
+
+
 class RelativisticBCEObjective(Objective):
     """Relativistic average GAN with cross-entropy (RaSGAN; Jolicoeur-Martineau 2018,
     "The relativistic discriminator: a key element missing from standard GAN").
@@ -285,7 +328,8 @@ class RelativisticBCEObjective(Objective):
 
 #: Every objective by name: the choices of ``GAN(loss=...)``, ``--loss`` and the TOML ``loss``.
 OBJECTIVES: dict[str, type[Objective]] = {
-    cls.name: cls for cls in (BCEObjective, LSGANObjective, HingeObjective, WGANObjective, RelativisticBCEObjective)
+    cls.name: cls for cls in (BCEObjective, LSGANObjective, HingeObjective, WGANObjective, RelativisticBCEObjective,
+                              WGANGPObjective)
 }
 
 

@@ -232,6 +232,18 @@ def _check_metrics(metrics: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 _NOT_TERMS = (*REQUIRED_METRIC_COLUMNS, "seconds", "time", "classifier_fid", "classes_covered", "mean_confidence")
 
 
+def gradient_norm_columns(metrics: Mapping[str, np.ndarray]) -> list[str]:
+    """The columns of ``metrics`` that log a mean input-gradient norm (``*_grad_norm``,
+    written by the gradient-penalty terms) and hold at least one finite value."""
+    found = []
+    for name in metrics:
+        if str(name).endswith("_grad_norm"):
+            values = np.asarray(metrics[name], dtype=np.float64)
+            if values.ndim == 1 and np.isfinite(values).any():
+                found.append(str(name))
+    return found
+
+
 def loss_figure(
     metrics: Mapping[str, np.ndarray],
     *,
@@ -245,9 +257,11 @@ def loss_figure(
     averages (solid); D's mean output on real images and on fakes -- mean
     probabilities with the 0.5 line of a confused discriminator for
     ``score_kind="probability"``, mean raw scores on an axis that fits them (and the
-    0 line) for ``"score"`` (hinge, Wasserstein); the extra loss terms a run logs
-    (any other numeric column, e.g. a gradient penalty), if any; the classifier FID
-    at the iterations it was measured, if any.
+    0 line) for ``"score"`` (hinge, Wasserstein); the mean norm of D's input gradient
+    when a gradient penalty logged it (:func:`gradient_norm_columns`, each point where
+    it was logged, e.g. every K-th D update for a lazy penalty); the other extra loss
+    terms a run logs (any other numeric column), if any; the classifier FID at the
+    iterations it was measured, if any.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -257,9 +271,11 @@ def loss_figure(
     columns = _check_metrics(metrics)
     steps = columns["iteration"]
     window = max(1, steps.shape[0] // 50) if smoothing is None else check_int(smoothing, "smoothing", minimum=1)
-    terms = [name for name in metrics if name not in _NOT_TERMS and _finite_values(metrics[name], steps.size)]
+    norms = [name for name in gradient_norm_columns(metrics) if _finite_values(metrics[name], steps.size)]
+    terms = [name for name in metrics
+             if name not in _NOT_TERMS and name not in norms and _finite_values(metrics[name], steps.size)]
     fid = _finite_values(metrics.get("classifier_fid"), steps.size)
-    panels = 2 + bool(terms) + bool(fid)
+    panels = 2 + bool(norms) + bool(terms) + bool(fid)
 
     # A fixed layout: matplotlib's constrained layout draws the figure twice, and this plot is
     # redrawn with every sample grid of a run.
@@ -282,14 +298,17 @@ def loss_figure(
     else:
         score_axes.axhline(0.0, color="grey", linestyle="--", linewidth=0.8)
         score_axes.set_ylabel("mean D score")
-    if terms:
-        term_axes = axes[2]
-        for index, name in enumerate(terms):
+    extra_axes = iter(axes[2:])
+    for columns_here, ylabel in ((norms, "mean ||grad_x D||"), (terms, "extra terms")):
+        if not columns_here:
+            continue
+        ax = next(extra_axes)
+        for index, name in enumerate(columns_here):
             values = np.asarray(metrics[name], dtype=np.float64)
             kept = np.isfinite(values)
-            _smoothed_curve(term_axes, steps[kept], values[kept], max(1, window * kept.sum() // max(1, steps.size)),
+            _smoothed_curve(ax, steps[kept], values[kept], max(1, window * int(kept.sum()) // max(1, steps.size)),
                             f"C{index + 4}", name)
-        term_axes.set_ylabel("extra terms")
+        ax.set_ylabel(ylabel)
     if fid:
         fid_axes = axes[-1]
         values = np.asarray(metrics["classifier_fid"], dtype=np.float64)

@@ -168,6 +168,11 @@ SETTINGS: tuple[Setting, ...] = (
             "float", "model", check=lambda v, n: check_real(v, n, minimum=0.0, maximum=0.5, max_inclusive=False)),
     Setting("clip_value", None, "{takes:clip_value}: clip the critic's weights to [-v, v] (default "
             "{default:clip_value})", "float", "model", check=_positive),
+    Setting("r1", None, "R1 gradient penalty gamma/2 * mean ||grad D(x)||^2 on the real batch, for any loss, "
+            "e.g. 10 (default off; 0: off)", "float", "model",
+            check=lambda v, n: check_real(v, n, minimum=0.0)),
+    Setting("r1_every", 1, "apply R1 on every K-th D update with its weight times K (lazy regularization; "
+            "StyleGAN2 uses 16)", "int", "model", check=_at_least(1)),
     # -- training --------------------------------------------------------------------
     Setting("lr", 2e-4, "Adam learning rate of both networks (see --g-lr, --d-lr)", "float", "training",
             check=_positive),

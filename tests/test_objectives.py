@@ -35,6 +35,8 @@ def d_loss(name, s_real, s_fake, smoothing=0.0):
         return 0.5 * (np.maximum(0, 1 - s_real).mean() + np.maximum(0, 1 + s_fake).mean())
     if name == "wgan":
         return 0.5 * (-s_real.mean() + s_fake.mean())
+    if name == "wgan-gp":  # the paper's critic loss, halves not averaged (the penalty is added apart)
+        return -s_real.mean() + s_fake.mean()
     if name == "rabce":
         a_real, a_fake = s_real - s_fake.mean(), s_fake - s_real.mean()
         return 0.5 * (softplus_bce(a_real, 1 - smoothing).mean() + softplus_bce(a_fake, 0.0).mean())
@@ -46,7 +48,7 @@ def g_loss(name, s_fake, s_real):
         return softplus_bce(s_fake, 1.0).mean()
     if name == "lsgan":
         return ((s_fake - 1) ** 2).mean()
-    if name in ("hinge", "wgan"):
+    if name in ("hinge", "wgan", "wgan-gp"):
         return -s_fake.mean()
     if name == "rabce":
         a_fake, a_real = s_fake - s_real.mean(), s_real - s_fake.mean()
@@ -69,6 +71,13 @@ def discriminator_forward(p, x, batchnorm):
         h = (h - h.mean(axis=0)) / np.sqrt(h.var(axis=0) + 1e-3) * p["1.gamma"] + p["1.beta"]
         return leaky(h) @ p["3.W"] + p["3.b"]
     return leaky(h) @ p["2.W"] + p["2.b"]
+
+
+def discriminator_input_gradient(p, x):
+    """d(sum of scores)/dx of the one-pass D, written out: (N, features)."""
+    h = x @ p["0.W"] + p["0.b"]
+    slope = np.where(h > 0, 1.0, 0.2)
+    return (slope * p["2.W"][:, 0]) @ p["0.W"].T
 
 
 def numeric_gradient(f, params):
@@ -105,8 +114,9 @@ def build(batchnorm: bool, loss: str, **options):
 
 def expected_step(gan, real, name, *, batchnorm, smoothing=0.0, clip=None, term=None):
     """Everything one train_step should do, recomputed independently."""
-    rng = np.random.default_rng(11)  # the GAN's stream: D-step noise first, then G-step noise
+    rng = np.random.default_rng(11)  # the GAN's stream: D-step noise, [the interpolation factors], G-step noise
     z_d = rng.standard_normal((BATCH, LATENT))
+    eps = rng.random((BATCH, 1)) if name == "wgan-gp" else None
     z_g = rng.standard_normal((BATCH, LATENT))
     g_params = {k: v.copy() for k, v in gan.generator.params.items()}
     d_params = {k: v.copy() for k, v in gan.discriminator.params.items()}
@@ -114,11 +124,15 @@ def expected_step(gan, real, name, *, batchnorm, smoothing=0.0, clip=None, term=
     fake_d = generator_forward(g_params, z_d)
 
     def discriminator_objective():
-        return d_loss(name, discriminator_forward(d_params, real, batchnorm),
-                      discriminator_forward(d_params, fake_d, batchnorm), smoothing)
+        value = d_loss(name, discriminator_forward(d_params, real, batchnorm),
+                       discriminator_forward(d_params, fake_d, batchnorm), smoothing)
+        if eps is not None:  # WGAN-GP: 10 * mean (||grad_x D(x_hat)|| - 1)^2 on the interpolates
+            norms = np.linalg.norm(discriminator_input_gradient(d_params, fake_d + eps * (real - fake_d)), axis=1)
+            value = value + 10.0 * np.mean((norms - 1.0) ** 2)
+        return value
 
     s_real, s_fake = discriminator_forward(d_params, real, batchnorm), discriminator_forward(d_params, fake_d, batchnorm)
-    logged_d = discriminator_objective()
+    logged_d = d_loss(name, s_real, s_fake, smoothing)  # the objective's part; terms log their own
     d_grads = numeric_gradient(discriminator_objective, d_params)
     new_d = {k: d_params[k] - LR * d_grads[k] for k in d_params}
     if clip is not None:
@@ -155,6 +169,10 @@ def assert_step_matches(gan, expected, name):
 @pytest.mark.parametrize("batchnorm", [False, True], ids=["one-pass D", "two-pass D with BatchNorm"])
 def test_train_step_matches_an_independent_recomputation(name, batchnorm):
     options = {"clip_value": 0.6} if name == "wgan" else {}
+    if name == "wgan-gp" and batchnorm:
+        with pytest.raises(ValueError, match="BatchNorm"):  # a penalty needs rows that are independent
+            build(batchnorm, name).train_step(real_batch())
+        return
     gan = build(batchnorm, name, **options)
     assert gan._stack_d_batches is not batchnorm
     real = real_batch()

@@ -130,11 +130,8 @@ def test_every_setting_reaches_the_command_line_and_the_toml_file(tmp_path):
     help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     for setting in SETTINGS:
         assert setting.option in help_text, setting.name
-    lines = []
-    for s in SETTINGS:
-        value = s.default if s.default is not None else {"g_lr": 1e-3, "d_lr": 1e-3, "clip_value": 0.02,
-                                                          "epochs": 2, "iterations": 5, "resize": [8, 8]}[s.name]
-        lines.append(f"{s.name} = {json.dumps(value)}")
+    example = {"int": 2, "float": 0.5, "size": [8, 8], "str": "x", "bool": True, "widths": [4]}
+    lines = [f"{s.name} = {json.dumps(s.default if s.default is not None else example[s.kind])}" for s in SETTINGS]
     (tmp_path / "all.toml").write_text("\n".join(lines) + "\n")
     read = _read_toml(str(tmp_path / "all.toml"))
     assert set(read) == set(BY_NAME)
