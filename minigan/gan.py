@@ -176,7 +176,7 @@ class GAN:
         the GAN's own stream, which this advances)."""
         return (rng or self.rng).standard_normal((n, self.latent_dim), dtype=self.dtype)
 
-    def train_step(self, real_batch: np.ndarray, condition: np.ndarray | None = None) -> dict[str, float]:
+    def train_step(self, real_batch: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:
         """One adversarial iteration on a batch of B real images in [-1, 1].
 
         1. Discriminator (``d_steps`` times): B fresh fakes from G; D's scores on the
@@ -192,13 +192,14 @@ class GAN:
            weights are not updated. Each extra generator term adds its gradient with
            respect to the fakes; G's backward; one G update; the moving average.
 
-        A condition (labels, one per real image) goes with the batch to every network
-        that takes one: the fakes of both steps are generated for the batch's labels.
+        The labels of a conditional GAN (one per real image) go with the batch to every
+        network that takes a condition: the fakes of both steps are generated for the
+        batch's labels.
 
         Parameters
         ----------
         real_batch : ndarray (B, *image_shape) or (B, prod(image_shape)), the models' dtype
-        condition : ndarray (B,), optional
+        labels : ndarray (B,) of int, optional
             Required when a network is conditional, refused otherwise.
 
         Returns
@@ -208,7 +209,8 @@ class GAN:
         mean probabilities for ``bce``), and the values the extra terms log.
         """
         real = self._flat_batch(real_batch, "real_batch")
-        self._check_condition(condition, real.shape[0])
+        self._check_labels(labels, real.shape[0])
+        condition = labels  # what the networks' conditional layers receive
         batch = real.shape[0]
         G, D, objective = self.generator, self.discriminator, self.objective
         logs: dict[str, float] = {}
@@ -334,18 +336,18 @@ class GAN:
             )
         return batch.reshape(batch.shape[0], size)
 
-    def _check_condition(self, condition: Any, n: int, name: str = "condition") -> None:
-        if condition is None and self.conditional:
+    def _check_labels(self, labels: Any, n: int, name: str = "labels") -> None:
+        if labels is None and self.conditional:
             raise ValueError(f"this GAN is conditional: pass {name}= (one label per image)")
-        if condition is not None and not self.conditional:
-            raise ValueError(f"this GAN's networks take no {name}, got {describe(condition)}")
+        if labels is not None and not self.conditional:
+            raise ValueError(f"this GAN's networks take no labels (no conditional layer), got {describe(labels)}")
         for net in (self.generator, self.discriminator):
             if net.uses_condition:
-                net.check_condition(condition, n, name)
+                net.check_condition(labels, n, name)
 
     # ------------------------------------------------------------------
     def sample(self, n: int, *, seed: int | None = None, noise: np.ndarray | None = None,
-               condition: np.ndarray | None = None, batch_size: int = 1000, ema: bool = True) -> np.ndarray:
+               labels: np.ndarray | None = None, batch_size: int = 1000, ema: bool = True) -> np.ndarray:
         """Generate ``n`` images with the generator in inference mode.
 
         Parameters
@@ -355,8 +357,8 @@ class GAN:
             Seed of the noise (the GAN's own random stream is not touched).
         noise : ndarray (n, latent_dim), optional
             Use these noise vectors instead.
-        condition : ndarray (n,), optional
-            The labels to generate, for a conditional generator.
+        labels : ndarray (n,) of int, optional
+            The classes to generate, for a conditional generator.
         ema : bool
             Use ``generator_ema`` (the moving average of G's weights) when the GAN keeps
             one (the default); ``False``: the live generator.
@@ -375,13 +377,13 @@ class GAN:
         if not isinstance(ema, (bool, np.bool_)):
             raise TypeError(f"ema must be True or False, got {describe(ema)}")
         G = self.generator_ema if ema and self.generator_ema is not None else self.generator
-        if G.uses_condition or condition is not None:
-            G.check_condition(condition, n)
+        if G.uses_condition or labels is not None:
+            G.check_condition(labels, n, "labels")
         was_training = G.training
         G.eval()
         try:
             chunks = [G.forward_unchecked(noise[i:i + batch_size],
-                                          None if condition is None else condition[i:i + batch_size]).copy()
+                                          None if labels is None else labels[i:i + batch_size]).copy()
                       for i in range(0, n, batch_size)]
         finally:
             if was_training:
@@ -389,7 +391,7 @@ class GAN:
         return np.concatenate(chunks).reshape((n, *self.image_shape))
 
     def latent_walk(self, walks: int, steps: int, *, seed: int | None = None,
-                    condition: np.ndarray | None = None, ema: bool = True) -> np.ndarray:
+                    labels: np.ndarray | None = None, ema: bool = True) -> np.ndarray:
         """Images along ``walks`` paths in the noise space, ``steps`` images each.
 
         Each path runs from one random noise vector to another along the great circle
@@ -403,8 +405,8 @@ class GAN:
             Number of paths and images per path (``steps >= 2``: the two ends included).
         seed : int, optional
             Seed of the end points.
-        condition : ndarray (walks,), optional
-            One label per path, for a conditional generator.
+        labels : ndarray (walks,) of int, optional
+            One class per path, for a conditional generator.
 
         Returns
         -------
@@ -421,8 +423,8 @@ class GAN:
             slerp = (np.sin((1 - t) * angle) * start[:, None] + np.sin(t * angle) * end[:, None]) / np.sin(angle)
         lerp = (1 - t) * start[:, None] + t * end[:, None]  # where the ends (nearly) coincide
         path = np.where(angle > 1e-6, slerp, lerp).reshape(walks * steps, self.latent_dim).astype(self.dtype)
-        labels = None if condition is None else np.repeat(np.asarray(condition), steps)
-        images = self.sample(walks * steps, noise=path, condition=labels, ema=ema)
+        per_image = None if labels is None else np.repeat(np.asarray(labels), steps)
+        images = self.sample(walks * steps, noise=path, labels=per_image, ema=ema)
         return images.reshape((walks, steps, *self.image_shape))
 
     # ------------------------------------------------------------------

@@ -403,7 +403,7 @@ def train(
             return
         from .plots import save_sample_grid
 
-        grid = gan.sample(FIXED_SAMPLES, noise=fixed_noise, condition=fixed_labels)
+        grid = gan.sample(FIXED_SAMPLES, noise=fixed_noise, labels=fixed_labels)
         save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png", label=f"iteration {gan.iteration}")
         if log is not None:
             log.flush()
@@ -484,7 +484,7 @@ def _quality(gan: "GAN", fixed_labels: np.ndarray | None) -> dict[str, float]:
 
     n = 1000
     condition = None if fixed_labels is None else np.resize(np.unique(fixed_labels), n)
-    result = evaluate_samples(gan.sample(n, seed=12345, condition=condition))
+    result = evaluate_samples(gan.sample(n, seed=12345, labels=condition))
     return {key: result[key] for key in EVAL_COLUMNS}
 
 

@@ -165,7 +165,7 @@ def test_the_condition_travels_with_the_real_batch(tmp_path):
 def test_conditions_are_required_by_conditional_networks_and_refused_by_others():
     gan, _ = conditional_gan()
     images, labels = labelled_data()
-    with pytest.raises(ValueError, match="conditional: pass condition="):
+    with pytest.raises(ValueError, match="conditional: pass labels="):
         gan.train_step(images[:6])
     with pytest.raises(ValueError, match="conditional: pass labels="):
         gan.fit(images, iterations=1, batch_size=6, progress=False)
@@ -173,9 +173,9 @@ def test_conditions_are_required_by_conditional_networks_and_refused_by_others()
         gan.train_step(images[:6], labels[:5])
     with pytest.raises(ValueError, match="conditional"):
         gan.sample(4, seed=0)
-    assert gan.sample(4, seed=0, condition=np.array([0, 1, 2, 0])).shape == (4, SIDE, SIDE)
+    assert gan.sample(4, seed=0, labels=np.array([0, 1, 2, 0])).shape == (4, SIDE, SIDE)
     plain = tiny_gan()
-    with pytest.raises(ValueError, match="take no condition"):
+    with pytest.raises(ValueError, match="take no labels"):
         plain.train_step(images[:6], labels[:6])
     with pytest.raises(ValueError, match="labels were given but neither network takes a condition"):
         plain.fit(images, labels=labels, iterations=1, batch_size=6, progress=False)
