@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import minigan as mg
+from shared import failed_cleanly, run_minigan, succeeded
 from minigan import cli, plots
 
 pytestmark = [pytest.mark.cli, pytest.mark.gan]
@@ -21,16 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = ("--architecture", "mlp", "--g-hidden", "16", "--d-hidden", "8", "--latent-dim", "4", "--no-progress")
 
 
-def minigan(*args, cwd: Path, stdin=None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("MINIGAN_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "minigan", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+def minigan(*args, cwd: Path) -> subprocess.CompletedProcess:
+    return run_minigan(*args, cwd=cwd)
 
 
-def ok(result):
-    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    return result
+ok, fails = succeeded, failed_cleanly
 
 
 def colour_folder(folder: Path, sizes=((12, 12), (12, 12), (20, 16), (12, 12))) -> Path:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import minigan as mg
+from shared import failed_cleanly, run_minigan, succeeded
 from minigan.settings import BY_NAME, SETTINGS, resolve
 
 pytestmark = [pytest.mark.gan, pytest.mark.cli]
@@ -25,22 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def minigan(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("MINIGAN_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "minigan", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_minigan(*args, cwd=cwd)
 
 
-def ok(result):
-    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def fails(result, *patterns):
-    assert result.returncode != 0 and "Traceback" not in result.stderr, (result.stdout, result.stderr)
-    for pattern in patterns:
-        assert pattern in result.stderr, result.stderr
-    return result.stderr
+ok, fails = succeeded, failed_cleanly
 
 
 def python_gan(seed=0):
