@@ -135,7 +135,29 @@ def _check_smoothing(value: Any) -> float:
     return check_real(value, "label_smoothing", minimum=0.0, maximum=0.5, max_inclusive=False)
 
 
-class BCEObjective(Objective):
+class _TargetObjective(Objective):
+    """An objective on one loss with targets: real ``1 - s`` (one-sided label smoothing
+    ``s``), fake 0, and 1 for G's fakes (the non-saturating form)."""
+
+    loss_class = ""  # the name of a class in minigan.losses
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.label_smoothing = _check_smoothing(label_smoothing)
+        self._loss = getattr(_losses(), self.loss_class)()
+
+    def discriminator_loss(self, real_scores, fake_scores, grad_real, grad_fake):
+        return self._two_halves(self._loss, real_scores, 1.0 - self.label_smoothing, grad_real,
+                                fake_scores, 0.0, grad_fake)
+
+    def generator_loss(self, fake_scores, real_scores, grad_fake):
+        return self._mean(self._loss, fake_scores, 1.0, grad_fake)
+
+    def get_config(self):
+        return {"label_smoothing": self.label_smoothing}
+
+
+class BCEObjective(_TargetObjective):
     """The article's objective: binary cross-entropy on logits, non-saturating for G.
 
     ``L_D = (BCE(D(x), 1 - s) + BCE(D(G(z)), 0)) / 2`` with one-sided label smoothing
@@ -145,46 +167,19 @@ class BCEObjective(Objective):
 
     name = "bce"
     score_kind = "probability"
-
-    def __init__(self, label_smoothing: float = 0.0) -> None:
-        super().__init__()
-        self.label_smoothing = _check_smoothing(label_smoothing)
-        self._loss = _losses().BCEWithLogits()
-
-    def discriminator_loss(self, real_scores, fake_scores, grad_real, grad_fake):
-        return self._two_halves(self._loss, real_scores, 1.0 - self.label_smoothing, grad_real,
-                                fake_scores, 0.0, grad_fake)
-
-    def generator_loss(self, fake_scores, real_scores, grad_fake):
-        return self._mean(self._loss, fake_scores, 1.0, grad_fake)
+    loss_class = "BCEWithLogits"
 
     def score_summaries(self, real_scores, fake_scores):
-        return float(_kernels().sigmoid_mean(real_scores.reshape(-1))), float(_kernels().sigmoid_mean(fake_scores.reshape(-1)))
-
-    def get_config(self):
-        return {"label_smoothing": self.label_smoothing}
+        kernels = _kernels()
+        return float(kernels.sigmoid_mean(real_scores.reshape(-1))), float(kernels.sigmoid_mean(fake_scores.reshape(-1)))
 
 
-class LSGANObjective(Objective):
+class LSGANObjective(_TargetObjective):
     """Least squares (Mao et al. 2017, "Least Squares Generative Adversarial Networks"):
     ``L_D = (mean (D(x) - (1 - s))^2 + mean D(G(z))^2) / 2``, ``L_G = mean (D(G(z)) - 1)^2``."""
 
     name = "lsgan"
-
-    def __init__(self, label_smoothing: float = 0.0) -> None:
-        super().__init__()
-        self.label_smoothing = _check_smoothing(label_smoothing)
-        self._loss = _losses().MSE()
-
-    def discriminator_loss(self, real_scores, fake_scores, grad_real, grad_fake):
-        return self._two_halves(self._loss, real_scores, 1.0 - self.label_smoothing, grad_real,
-                                fake_scores, 0.0, grad_fake)
-
-    def generator_loss(self, fake_scores, real_scores, grad_fake):
-        return self._mean(self._loss, fake_scores, 1.0, grad_fake)
-
-    def get_config(self):
-        return {"label_smoothing": self.label_smoothing}
+    loss_class = "MSE"
 
 
 class HingeObjective(Objective):
