@@ -35,6 +35,12 @@ def _import_modules(names: Sequence[str]) -> None:
             raise ValueError(f"--import {name}: cannot import it ({type(exc).__name__}: {exc})") from None
 
 
+#: ``minigan train`` refuses, unless told ``--allow-large``, a GAN whose checkpoint would be
+#: larger than this: a dense GAN on 256x256 images makes a 1.5 GB checkpoint and trains at
+#: a fraction of an iteration per second on 2 cores.
+LARGE_CHECKPOINT_BYTES = 512 * 2**20
+
+
 def _cli_type(kind: str) -> Any:
     return {"int": int, "float": float}.get(kind, str)
 
@@ -48,7 +54,8 @@ def _add_train(sub: Any) -> None:
                     "progress.gif, checkpoint.npz. Ctrl-C saves a checkpoint; --resume continues it. Every option "
                     "can also be set in a TOML file (--config) under the same name.",
     )
-    titles = {"model": "networks and objective", "training": "training", "schedule": "length and outputs"}
+    titles = {"data": "data", "model": "networks and objective", "training": "training",
+              "schedule": "length and outputs"}
     groups = {group: p.add_argument_group(title) for group, title in titles.items()}
     for setting in SETTINGS:
         # Defaults are applied later (minigan.settings.resolve) so that --config and --resume can tell what was given.
@@ -56,14 +63,17 @@ def _add_train(sub: Any) -> None:
             groups[setting.group].add_argument(setting.option, dest=setting.name, default=None,
                                                action=argparse.BooleanOptionalAction, help=help_text(setting))
         else:
+            metavar = {"widths": "W1,W2", "size": "HxW"}.get(setting.kind)
             groups[setting.group].add_argument(setting.option, dest=setting.name, type=_cli_type(setting.kind),
-                                               default=None, help=help_text(setting),
-                                               metavar="W1,W2" if setting.kind == "widths" else None)
+                                               default=None, help=help_text(setting), metavar=metavar)
     run = p.add_argument_group("run")
     run.add_argument("--out", default=None, help="run directory (default: runs/<date-time>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     run.add_argument("--config", default=None, help="TOML file with any of the options above (flags override it)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--allow-large", action="store_true",
+                     help=f"train even when a checkpoint would exceed {LARGE_CHECKPOINT_BYTES // 2**20} MB "
+                          "(dense networks grow with the pixel count)")
     _add_import_option(run)
     p.set_defaults(func=cmd_train)
 
@@ -101,7 +111,6 @@ def _data_source(value: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .datasets import load
     from .settings import BY_NAME
 
     _import_modules(args.imports)
@@ -115,34 +124,62 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     if args.resume:
         gan, schedule, source, record = _resume_plan(out, given)
+        data_settings = record.get("settings") or given
     else:
-        from .models import build_gan
         from .settings import resolve
 
         settings = resolve(given)
         settings["data"] = source = _data_source(settings["data"])
         schedule = {k: settings[k] for k in ("iterations", "epochs", "batch_size", "sample_every",
                                              "checkpoint_every", "eval_every")}
-        record = {"settings": settings}
-        gan = None
-    images, labels = load(source)
+        gan, record, data_settings = None, {"settings": settings}, settings
+    images, labels = _load_training_data(source, bool(data_settings.get("color")), data_settings.get("resize"))
     if gan is None:
         from .models import build_gan
 
         gan = build_gan({**record["settings"], "image_shape": list(images.shape[1:])})
-    where = source if source is not None else "in-memory data"
-    print(f"training on {where}: {len(images)} images of {tuple(images.shape[1:])}; run directory {out}")
+    print(f"training on {source}: {len(images)} images of {tuple(images.shape[1:])}; run directory {out}")
+    size = gan.checkpoint_nbytes()
+    print(f"generator {gan.generator.num_params():,} parameters, discriminator {gan.discriminator.num_params():,}; "
+          f"a checkpoint takes {_megabytes(size)}")
+    if size > LARGE_CHECKPOINT_BYTES and not args.allow_large and not args.resume:
+        raise ValueError(
+            f"a dense GAN for {'x'.join(map(str, images.shape[1:]))} images is large: a checkpoint would take "
+            f"{_megabytes(size)} and every iteration moves all those weights several times; train on smaller "
+            f"images (e.g. --resize 64x64) or pass --allow-large to go on")
     result = gan.fit(
         images, labels=labels if gan.conditional else None, iterations=schedule["iterations"],
         epochs=schedule["epochs"], batch_size=schedule["batch_size"], out_dir=out,
         sample_every=schedule["sample_every"], checkpoint_every=schedule["checkpoint_every"],
         eval_every=schedule["eval_every"], resume=args.resume, progress=not args.no_progress, config=record,
     )
-    print(f"iteration {result.iteration}: {result.rate:.1f} it/s over {result.seconds:.1f} s; "
-          f"samples in {out / 'samples'}, plots {out / 'losses.png'}, {out / 'progress.gif'}")
+    if result.iterations_run:
+        print(f"iteration {result.iteration}: {result.rate:.1f} it/s over {result.seconds:.1f} s; "
+              f"samples in {out / 'samples'}, plots {out / 'losses.png'}, {out / 'progress.gif'}")
     if result.interrupted:
         return 130 if result.interrupted == "SIGINT" else 143
     return 0
+
+
+def _load_training_data(source: str, color: bool, resize: Any) -> tuple[Any, Any]:
+    """The images (and labels) of ``source``; colour images trained as grey get a note."""
+    import numpy as np
+
+    from .datasets import dataset_names, load
+    from .datasets.images import conform_images
+    from .settings import BY_NAME
+
+    size = None if resize is None else tuple(BY_NAME["resize"].validate(resize))
+    if color or source in dataset_names():
+        return load(source, color="rgb" if color else "grey", resize=size)
+    images, labels = load(source, color="rgb", resize=size)
+    if not (np.array_equal(images[..., 0], images[..., 1]) and np.array_equal(images[..., 0], images[..., 2])):
+        print("note: the images are in colour; training on their grey luma (pass --color to keep the colour)")
+    return conform_images(images, color="grey"), labels
+
+
+def _megabytes(nbytes: int) -> str:
+    return f"{nbytes / 2**20:,.1f} MB" if nbytes < 2**30 else f"{nbytes / 2**30:,.2f} GB"
 
 
 def _resume_plan(out: Path, given: dict[str, Any]) -> tuple[Any, dict[str, Any], str, dict[str, Any]]:
@@ -170,8 +207,8 @@ def _resume_plan(out: Path, given: dict[str, Any]) -> tuple[Any, dict[str, Any],
     for key in ("sample_every", "checkpoint_every", "eval_every"):
         if key in given:
             schedule[key] = BY_NAME[key].validate(given[key])
-    fixed = {k: v for k, v in given.items()
-             if BY_NAME[k].group != "schedule" and k != "data"}
+    # The data settings say how to load the data again; its fingerprint decides whether it is the same.
+    fixed = {k: v for k, v in given.items() if BY_NAME[k].group not in ("schedule", "data")}
     if "batch_size" in fixed:
         fixed["batch_size"] = BY_NAME["batch_size"].validate(fixed["batch_size"])
     changed = []
@@ -192,20 +229,49 @@ def _resume_plan(out: Path, given: dict[str, Any]) -> tuple[Any, dict[str, Any],
         raise ValueError(f"the run in {out} was trained from Python on in-memory data: pass --data with that "
                          "same data (a dataset name, folder or .npy/.npz) to resume it")
     gan = gan_from_record(record)
+    for key in ("color", "resize"):
+        if key in given and recorded:
+            recorded[key] = BY_NAME[key].validate(given[key])
     return gan, schedule, source, {"settings": {**recorded, "data": source}} if recorded else {}
 
 
+SAMPLE_FORMATS = ("grid", "npy", "png")
+
+
 def _add_sample(sub: Any) -> None:
-    p = sub.add_parser("sample", help="generate images from a trained run",
-                       description="Write generated images as a PNG grid or a .npy array (float32 in [-1, 1]).")
+    p = sub.add_parser(
+        "sample", help="generate images from a trained run",
+        description="Write generated images: a PNG grid (--out FILE.png), a .npy array of float32 in [-1, 1] "
+                    "(--out FILE.npy), or one PNG per image (--out FOLDER, --format png). With --walk, a latent "
+                    "walk: rows of images along paths between random noise vectors, as a grid and a GIF.")
     p.add_argument("--checkpoint", required=True, help="run directory or checkpoint.npz")
-    p.add_argument("--n", type=int, default=64, help="how many images (default 64)")
+    p.add_argument("--n", type=int, default=None, help="how many images (default 64), or paths with --walk (default 8)")
     p.add_argument("--seed", type=int, default=None, help="noise seed (default: fresh)")
-    p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npy (n, height, width) float32")
+    p.add_argument("--out", required=True, help="FILE.png (a grid), FILE.npy (n, height, width[, 3]) or a FOLDER")
+    p.add_argument("--format", choices=SAMPLE_FORMATS, default=None,
+                   help="grid, npy or png (one file per image); default: from --out (.png grid, .npy array, "
+                        "a folder: png)")
+    p.add_argument("--walk", action="store_true",
+                   help="a latent walk: --n paths of --steps images each; writes FILE.png (one row per path) and "
+                        "FILE.gif (the paths walked together)")
+    p.add_argument("--steps", type=int, default=10, help="images per path of --walk (default 10)")
     p.add_argument("--no-ema", dest="ema", action="store_false",
                    help="use the last generator weights, not their moving average (the default when the run kept one)")
     _add_import_option(p)
     p.set_defaults(func=cmd_sample)
+
+
+def _sample_format(out: Path, given: str | None) -> str:
+    inferred = {".png": "grid", ".npy": "npy", "": "png"}.get(out.suffix.lower())
+    if given is None:
+        if inferred is None:
+            raise ValueError(f"--out must be FILE.png, FILE.npy or a folder, got {out.name}; or give --format")
+        return inferred
+    if given in ("grid", "npy") and out.suffix.lower() != {"grid": ".png", "npy": ".npy"}[given]:
+        raise ValueError(f"--format {given} writes {'FILE.png' if given == 'grid' else 'FILE.npy'}, got --out {out}")
+    if given == "png" and out.suffix:
+        raise ValueError(f"--format png writes one PNG per image into a folder; --out {out} looks like a file")
+    return given
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -214,22 +280,49 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .models import load_gan
 
     out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".npy"):
-        print(f"error: --out must end in .png or .npy, got {out.name}", file=sys.stderr)
-        return 2
+    kind = _sample_format(out, args.format)
+    if args.walk and kind != "grid":
+        raise ValueError(f"--walk writes FILE.png and FILE.gif; give --out FILE.png, got {out}")
+    if args.n is None:
+        args.n = 8 if args.walk else 64
     _import_modules(args.imports)
     gan = load_gan(args.checkpoint, models_only=True)
+    if args.walk:
+        return _write_walk(gan, args, out)
     images = gan.sample(args.n, seed=args.seed, ema=args.ema).astype(np.float32)
-    if out.suffix.lower() == ".npy":
+    if kind == "npy":
         from .serialization import atomic_file
 
         with atomic_file(out) as handle:
             np.save(handle, images, allow_pickle=False)
-    else:
+    elif kind == "grid":
         from .plots import save_sample_grid
 
         save_sample_grid(images, out)
-    print(f"wrote {args.n} samples to {out}")
+    else:
+        from .datasets import from_tanh_range, save_png
+
+        width = len(str(args.n - 1))
+        for index, image in enumerate(from_tanh_range(images)):
+            save_png(out / f"sample_{index:0{width}d}.png", image)
+    noun = "sample" if args.n == 1 else "samples"
+    where = f"{out}{os.sep}sample_*.png" if kind == "png" else str(out)
+    print(f"wrote {args.n} {noun} to {where}")
+    return 0
+
+
+def _write_walk(gan: Any, args: argparse.Namespace, out: Path) -> int:
+    from .plots import add_caption, image_grid, save_progress_gif, save_sample_grid, upscale
+
+    walks = args.n
+    images = gan.latent_walk(walks, args.steps, seed=args.seed, ema=args.ema)
+    flat = images.reshape((walks * args.steps, *images.shape[2:]))
+    save_sample_grid(flat, out, ncols=args.steps)
+    frames = [add_caption(upscale(image_grid(images[:, step]), 3), f"step {step + 1} of {args.steps}")
+              for step in range(args.steps)]
+    gif = out.with_suffix(".gif")
+    save_progress_gif(frames + frames[-2:0:-1], gif, duration_ms=150, final_hold_ms=150)  # there and back
+    print(f"wrote a latent walk of {walks} path{'s' if walks != 1 else ''} x {args.steps} steps to {out} and {gif}")
     return 0
 
 
@@ -257,6 +350,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if gan.image_shape != (28, 28):
         print(f"error: evaluate scores 28x28 digits; this run makes {gan.image_shape} images", file=sys.stderr)
         return 2
+    doubt = _not_digits(gan.record or {})
+    if doubt:
+        print(f"warning: {doubt}; the classifier FID and the classes covered measure likeness to MNIST digits "
+              "(the built-in digit classifier), not quality on that data", file=sys.stderr)
     result = evaluate_samples(gan.sample(args.n, seed=args.seed, ema=args.ema))
     weights = "the moving average of G's weights" if args.ema and gan.generator_ema is not None else "G's last weights"
     print(f"run: {args.checkpoint} (iteration {gan.iteration}), {args.n} samples, seed {args.seed}, {weights}")
@@ -272,6 +369,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def _not_digits(record: dict[str, Any]) -> str | None:
+    """Why the run's data may not be MNIST digits, or None when it is recorded as them."""
+    settings = record.get("settings") if isinstance(record.get("settings"), dict) else None
+    if settings is not None:
+        if settings.get("data") in ("mnist-5k", "mnist") and not settings.get("color") and not settings.get("resize"):
+            return None
+        return f"this run was trained on {settings.get('data')}, not on MNIST digits"
+    fingerprint = record.get("data_fingerprint")
+    if fingerprint:
+        from .datasets import load
+        from .run import data_fingerprint
+
+        if fingerprint.get("sha256") == data_fingerprint(load("mnist-5k")[0])["sha256"]:
+            return None
+        return "this run was trained from Python on data not recorded as MNIST digits"
+    if record.get("data") in ("mnist-5k", "mnist"):  # a run recorded by an older minigan
+        return None
+    return "this run does not record what it was trained on"
 
 
 def _add_info(sub: Any) -> None:
@@ -321,10 +438,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         metrics = read_metrics_csv(run / "metrics.csv")
         if len(metrics["iteration"]):
             last = {k: v[-1] for k, v in metrics.items()}
-            rate = last["iteration"] / last["seconds"] if last.get("seconds") else float("nan")
             print(f"  last logged      iteration {int(last['iteration'])}: d_loss {last['d_loss']:.3f}, "
                   f"g_loss {last['g_loss']:.3f}, D(x) {last['d_real']:.3f}, D(G(z)) {last['d_fake']:.3f}")
-            print(f"  speed            {rate:.1f} it/s (this session's time only if resumed)")
+            if "seconds" in metrics:
+                from .run import training_speed
+
+                rate, sessions = training_speed(metrics["seconds"])
+                over = f" over {sessions} sessions" if sessions > 1 else ""
+                print(f"  speed            {rate:.1f} it/s{over} (training time; writing included)")
     return 0
 
 
@@ -381,8 +502,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Outside the training loop (which saves a checkpoint itself) there is nothing to save.
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
-        # The library's errors already say what to do; a traceback would only hide that
+    except BrokenPipeError:
+        # The reader went away (``minigan info run | head``): stop quietly, as Unix tools do.
+        # Point stdout at /dev/null so that flushing it at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
+        # The library's errors already say what to do (a failed download, a file that is not
+        # what it should be, a bad argument); a traceback would only hide that
         # (set MINIGAN_DEBUG=1 to see it).
         if os.environ.get("MINIGAN_DEBUG"):
             raise

@@ -1,7 +1,7 @@
 """Ready-made generators and discriminators.
 
 ``reference_generator`` / ``reference_discriminator`` are the article's dense
-MNIST GAN exactly as GUIDE.md section 1 gives it (Keras-GAN's ``gan/gan.py``):
+MNIST GAN in the canonical form of Keras-GAN's ``gan/gan.py`` (github.com/eriklindernoren/Keras-GAN):
 
 * generator: z (100) -> Dense 256 -> LeakyReLU(0.2) -> BatchNorm(momentum 0.8)
   -> Dense 512 -> LeakyReLU(0.2) -> BatchNorm(0.8) -> Dense 1024 -> LeakyReLU(0.2)
@@ -15,14 +15,21 @@ zero biases, BatchNorm ``eps=1e-3`` with Keras' meaning of ``momentum``.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
 
 from ._validation import check_choice, check_int, check_real, check_rng
+from .checkpoint import checkpoint_path, load_checkpoint
+from .gan import GAN
 from .layers import BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
 from .model import Sequential
-from .settings import ACTIVATION_NAMES
+from .objectives import objective_from_config
+from .optim import Adam, optimizer_from_config
+from .serialization import FileFormatError
+from .settings import ACTIVATION_NAMES, BY_NAME, resolve
+from .terms import R1Penalty, term_from_config
 
 _ACTIVATION_LAYERS = {"leaky_relu": lambda: LeakyReLU(0.2), "relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 #: Hidden activations by name (the names are the settings' ``g_activation`` / ``d_activation`` choices).
@@ -175,7 +182,7 @@ def reference_discriminator(
     return mlp_discriminator(image_shape, hidden=(512, 256), activation="leaky_relu", dropout=0.0, dtype=dtype, rng=rng)
 
 
-def build_gan(settings: dict[str, Any] | None = None) -> Any:
+def build_gan(settings: dict[str, Any] | None = None) -> GAN:
     """A :class:`minigan.GAN` built from plain settings (those of :mod:`minigan.settings`,
     as ``minigan train`` takes them, plus ``image_shape``).
 
@@ -184,12 +191,10 @@ def build_gan(settings: dict[str, Any] | None = None) -> Any:
     ``g_batchnorm``, ``d_hidden``, ``d_activation`` and ``d_dropout``. The generator
     gets Adam(g_lr, beta1, beta2), the discriminator Adam(d_lr, beta1, beta2). The
     weights are drawn from a stream derived from ``seed`` and distinct from the GAN's
-    noise stream. Missing settings take their defaults; unknown ones are an error.
+    noise stream. ``r1`` (> 0) attaches :class:`minigan.terms.R1Penalty` (gamma ``r1``,
+    applied every ``r1_every`` D updates). Missing settings take their defaults;
+    unknown ones are an error.
     """
-    from .gan import GAN
-    from .optim import Adam
-    from .settings import resolve
-
     given = dict(settings or {})
     shape = tuple(given.pop("image_shape", (28, 28)))
     s = resolve(given)
@@ -204,13 +209,17 @@ def build_gan(settings: dict[str, Any] | None = None) -> Any:
                               dtype=s["dtype"], rng=init_rng)
     g_opt = Adam(G.parameters(), lr=s["g_lr"], beta1=s["beta1"], beta2=s["beta2"])
     d_opt = Adam(D.parameters(), lr=s["d_lr"], beta1=s["beta1"], beta2=s["beta2"])
+    if not s["r1"] and s["r1_every"] != BY_NAME["r1_every"].default:
+        raise ValueError(f"r1_every={s['r1_every']} has no effect without r1: set the penalty's gamma "
+                         "(--r1 GAMMA) or leave r1_every out")
+    terms = [R1Penalty(s["r1"], every=s["r1_every"])] if s["r1"] else []
     return GAN(G, D, latent_dim=s["latent_dim"], loss=s["loss"], g_optimizer=g_opt, d_optimizer=d_opt,
                d_steps=s["d_steps"], label_smoothing=s["label_smoothing"], clip_value=s["clip_value"],
-               seed=s["seed"], ema_decay=s["ema_decay"], image_shape=shape)
+               seed=s["seed"], ema_decay=s["ema_decay"], image_shape=shape, discriminator_terms=terms)
 
 
 def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | None = None,
-                    terms: bool = True) -> Any:
+                    terms: bool = True) -> GAN:
     """A fresh :class:`minigan.GAN` (weights not loaded) built as a run's ``config.json`` records.
 
     A run made by ``minigan train`` is rebuilt from its settings (:func:`build_gan`);
@@ -218,12 +227,6 @@ def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | 
     terms; one from an older minigan from its flat settings. ``terms=False`` leaves
     out extra loss terms (not needed to sample).
     """
-    from .gan import GAN
-    from .objectives import objective_from_config
-    from .optim import optimizer_from_config
-    from .settings import BY_NAME
-    from .terms import term_from_config
-
     if not isinstance(config, dict):
         raise ValueError(f"a run record must be a dict, got {type(config).__name__}")
     if isinstance(config.get("settings"), dict):
@@ -251,7 +254,8 @@ def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | 
     )
 
 
-def load_gan(path: Any, *, models_only: bool = False, custom_layers: dict[str, type] | None = None) -> Any:
+def load_gan(path: str | os.PathLike, *, models_only: bool = False,
+             custom_layers: dict[str, type] | None = None) -> GAN:
     """Rebuild the GAN of a run (directory or checkpoint file) with its trained state.
 
     Works for runs made by ``minigan train`` and by :meth:`GAN.fit` from Python alike
@@ -270,13 +274,11 @@ def load_gan(path: Any, *, models_only: bool = False, custom_layers: dict[str, t
     -------
     minigan.GAN at the checkpoint's iteration.
     """
-    from .checkpoint import checkpoint_path, load_checkpoint
-    from .serialization import FileFormatError
-
     arrays, meta = load_checkpoint(path)
     try:
         gan = gan_from_record(meta.get("config") or {}, custom_layers=custom_layers, terms=not models_only)
     except ValueError as exc:
         raise FileFormatError(f"{checkpoint_path(path)}: {exc}") from None
     gan.load_state(arrays, meta, source=str(checkpoint_path(path)), models_only=models_only)
+    gan.record = meta.get("config") or {}
     return gan

@@ -275,6 +275,20 @@ class TrainingResult:
         return f"TrainingResult(iteration={self.iteration}, {state}, seconds={self.seconds:.1f})"
 
 
+def training_speed(seconds: np.ndarray) -> tuple[float, int]:
+    """Iterations per second of a run and its number of sessions, from the ``seconds``
+    column of ``metrics.csv`` (time since each session's start, so it falls back to
+    near zero where a resumed session begins): all rows over the sum of the sessions'
+    durations."""
+    seconds = np.asarray(seconds, dtype=np.float64)
+    if seconds.size == 0:
+        return float("nan"), 0
+    starts = np.flatnonzero(np.diff(seconds) < 0) + 1
+    ends = np.append(starts - 1, seconds.size - 1)
+    duration = float(seconds[ends].sum())
+    return (seconds.size / duration if duration > 0 else float("nan")), int(ends.size)
+
+
 def fixed_condition(labels: np.ndarray | None, n: int) -> np.ndarray | None:
     """Labels for the fixed sample grid: the data's classes in turn."""
     if labels is None:
@@ -384,15 +398,20 @@ def train(
         )
 
     def write_samples() -> None:
+        """The fixed-noise grid, captioned with its iteration, and the loss plot so far."""
         if run is None:
             return
         from .plots import save_sample_grid
 
-        grid = gan.sample(FIXED_SAMPLES, noise=fixed_noise, condition=fixed_labels)
-        save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png")
+        grid = gan.sample(FIXED_SAMPLES, noise=fixed_noise, labels=fixed_labels)
+        save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png", label=f"iteration {gan.iteration}")
+        if log is not None:
+            log.flush()
+            _write_loss_plot(run, gan.objective.score_kind)
 
     history: dict[str, list[float]] = {c: [] for c in columns}
     bar = _progress_bar(total, gan.iteration, progress)
+    postfix: dict[str, str] = {}
     start = time.perf_counter()
     first_iteration = gan.iteration
     stop = _StopRequest()
@@ -426,9 +445,11 @@ def train(
                     save()
                 if bar is not None:
                     bar.update(1)
+                    if "classifier_fid" in row:
+                        postfix["fid"] = f"{row['classifier_fid']:.2f}"
                     if it % 25 == 0 or it == total:
-                        bar.set_postfix(d_loss=f"{logs['d_loss']:.3f}", g_loss=f"{logs['g_loss']:.3f}",
-                                        refresh=False)
+                        postfix.update(d_loss=f"{logs['d_loss']:.3f}", g_loss=f"{logs['g_loss']:.3f}")
+                        bar.set_postfix(postfix, refresh=False)
     finally:
         if bar is not None:
             bar.close()
@@ -437,9 +458,11 @@ def train(
     seconds = time.perf_counter() - start
 
     if run is not None:
+        from .plots import save_progress_gif_from_run
+
         save()
-        write_samples()
-        _write_plots(run)
+        write_samples()  # the last grid and the loss plot
+        save_progress_gif_from_run(run, run / "progress.gif")
         log.close()
     if stop.signal_name is not None:
         where = f"; checkpoint saved to {ckpt.checkpoint_path(run)}, continue with resume=True (--resume)" if run else ""
@@ -447,13 +470,13 @@ def train(
     return TrainingResult(history, gan.iteration, stop.signal_name, run, seconds, gan.iteration - first_iteration)
 
 
-def _write_plots(run: Path) -> None:
-    from .plots import plot_losses, read_metrics_csv, save_progress_gif_from_run
+def _write_loss_plot(run: Path, score_kind: str) -> None:
+    from .plots import plot_losses, read_metrics_csv
 
     metrics = read_metrics_csv(run / "metrics.csv")
     if len(metrics.get("iteration", ())) > 0:
-        plot_losses(metrics, run / "losses.png")
-    save_progress_gif_from_run(run, run / "progress.gif")
+        plot_losses(metrics, run / "losses.png", score_kind=score_kind)
+
 
 
 def _quality(gan: "GAN", fixed_labels: np.ndarray | None) -> dict[str, float]:
@@ -461,7 +484,7 @@ def _quality(gan: "GAN", fixed_labels: np.ndarray | None) -> dict[str, float]:
 
     n = 1000
     condition = None if fixed_labels is None else np.resize(np.unique(fixed_labels), n)
-    result = evaluate_samples(gan.sample(n, seed=12345, condition=condition))
+    result = evaluate_samples(gan.sample(n, seed=12345, labels=condition))
     return {key: result[key] for key in EVAL_COLUMNS}
 
 

@@ -15,14 +15,21 @@ Arrays are "well-conditioned": finite, of moderate magnitude, and (with
 ``min_abs``) kept away from 0 so that the kinks of ReLU-like functions do not
 sit inside a finite-difference step.
 
-Requires ``hypothesis`` (installed with ``pip install minigan[test]``).
+Requires ``hypothesis``: ``pip install "minigan[test]"`` (the plain install leaves it out).
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
 import numpy as np
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ImportError:  # a plain install has no hypothesis: say what to install
+    raise ImportError(
+        'minigan.testing needs the hypothesis package, which the plain install leaves out: '
+        'pip install "minigan[test]" (or pip install hypothesis)'
+    ) from None
 
 from .layers import BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
 from .losses import BCE, BCEWithLogits, Hinge, Loss, MSE, Wasserstein
@@ -30,6 +37,7 @@ from .losses import BCE, BCEWithLogits, Hinge, Loss, MSE, Wasserstein
 __all__ = [
     "batch_sizes", "feature_sizes", "shapes", "seeds", "well_conditioned_arrays", "inputs_for",
     "activations", "layers_with_inputs", "losses_with_inputs", "dtypes",
+    "second_order_layers_with_inputs", "discriminators_with_inputs", "kink_margin",
 ]
 
 
@@ -162,3 +170,106 @@ def losses_with_inputs(dtype: Any = np.float64) -> st.SearchStrategy[tuple[Loss,
         return loss, pred.astype(dtype), target.astype(dtype)
 
     return build()
+
+
+# --------------------------------------------------------------------------- second order
+def second_order_layers_with_inputs(dtype: Any = np.float64) -> st.SearchStrategy[tuple[Layer, np.ndarray]]:
+    """A built-in layer with a second-order pass (Dense, an activation, BatchNorm in eval
+    mode, Dropout in training or eval mode) and a fitting input, for
+    :func:`minigan.gradcheck_second_order`. Inputs stay 0.05 away from 0 (the ReLU kink)."""
+
+    @st.composite
+    def build(draw: Callable) -> tuple[Layer, np.ndarray]:
+        batch = draw(batch_sizes(1, 6))
+        features = draw(feature_sizes(1, 5))
+        seed = draw(seeds())
+        kind = draw(st.sampled_from(["dense", "activation", "batchnorm-eval", "dropout", "dropout-eval"]))
+        if kind == "dense":
+            layer: Layer = _dense(features, draw(feature_sizes(1, 5)), seed, dtype)
+            rng = np.random.default_rng(seed)
+            layer.params["b"][...] = rng.normal(size=layer.params["b"].shape)
+        elif kind == "activation":
+            layer = draw(activations())
+        elif kind == "batchnorm-eval":
+            layer = _batchnorm_eval(features, seed, dtype)
+        else:
+            layer = Dropout(draw(st.floats(0.0, 0.9)), rng=seed)
+            if kind == "dropout-eval":
+                layer.eval()
+        x = draw(well_conditioned_arrays((batch, features), dtype=dtype, min_abs=0.05))
+        return layer, x
+
+    return build()
+
+
+def _batchnorm_eval(features: int, seed: int, dtype: Any) -> BatchNorm:
+    layer = BatchNorm(features, dtype=dtype)
+    rng = np.random.default_rng(seed)
+    layer.buffers["running_mean"][...] = rng.normal(size=features)
+    layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, size=features)
+    layer.params["gamma"][...] = rng.uniform(0.5, 1.5, size=features)
+    layer.params["beta"][...] = rng.normal(size=features)
+    return layer.eval()
+
+
+def kink_margin(model: Any, x: np.ndarray, condition: Any = None) -> float:
+    """The smallest ``|input|`` of any (leaky) ReLU in ``model``'s forward pass on ``x``:
+    how far the batch is from the kinks where the second derivative does not exist
+    (``inf`` without such layers). Random streams and buffers are left as they were,
+    so the next forward draws the same Dropout masks this one did."""
+    from .model import Sequential
+
+    layers = model.layers if isinstance(model, Sequential) else [model]
+    generators = [layer.rng for layer in layers if isinstance(getattr(layer, "rng", None), np.random.Generator)]
+    states = [g.bit_generator.state for g in generators]
+    buffers = [(layer, {k: v.copy() for k, v in layer.buffers.items()}) for layer in layers]
+    margin = np.inf
+    h = x
+    try:
+        for layer in layers:
+            if isinstance(layer, (ReLU, LeakyReLU)):
+                margin = min(margin, float(np.abs(h).min()))
+            h = layer.forward(h, condition) if layer.uses_condition else layer.forward(h)
+    finally:
+        for g, state in zip(generators, states):
+            g.bit_generator.state = state
+        for layer, saved in buffers:
+            for k, v in saved.items():
+                layer.buffers[k][...] = v
+    return margin
+
+
+def discriminators_with_inputs(dtype: Any = np.float64, *, min_margin: float = 1e-3,
+                               max_hidden: int = 3) -> st.SearchStrategy[tuple[Any, np.ndarray]]:
+    """A small random discriminator ``Sequential`` and an input batch for gradient-penalty checks.
+
+    The network is 1 to ``max_hidden`` blocks ``Dense -> activation [-> BatchNorm (eval)]
+    [-> Dropout (training mode)]`` and a final ``Dense(., 1)``, with random biases. Examples
+    whose forward pass comes within ``min_margin`` of a (leaky) ReLU kink are rejected
+    (:func:`kink_margin`), so finite differences never straddle one.
+    """
+    from .model import Sequential
+
+    @st.composite
+    def build(draw: Callable) -> tuple[Any, np.ndarray]:
+        seed = draw(seeds())
+        rng = np.random.default_rng(seed)
+        batch = draw(batch_sizes(1, 6))
+        width = draw(feature_sizes(1, 5))
+        layers: list[Layer] = []
+        for _ in range(draw(st.integers(1, max_hidden))):
+            out = draw(feature_sizes(1, 5))
+            dense = _dense(width, out, int(rng.integers(2**32)), dtype)
+            dense.params["b"][...] = rng.normal(0.0, 0.5, size=out)
+            layers += [dense, draw(activations())]
+            if draw(st.booleans()):
+                layers.append(_batchnorm_eval(out, int(rng.integers(2**32)), dtype))
+            if draw(st.booleans()):
+                layers.append(Dropout(draw(st.floats(0.0, 0.6)), rng=int(rng.integers(2**32))))
+            width = out
+        layers.append(_dense(width, 1, int(rng.integers(2**32)), dtype))
+        model = Sequential(layers)
+        x = draw(well_conditioned_arrays((batch, layers[0].in_features), dtype=dtype))
+        return model, x
+
+    return build().filter(lambda pair: kink_margin(*pair) >= min_margin)

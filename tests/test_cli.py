@@ -188,7 +188,7 @@ def test_train_on_user_images_and_evaluate_refuses_non_digits(tmp_path):
         (("train", "--iterations", 2, "--epochs", 1, "--out", "both"), "not both"),
         (("train", "--data", "no/such/folder", "--iterations", 1), "no/such/folder"),
         (("sample", "--checkpoint", "missing", "--out", "s.npy"), "no checkpoint"),
-        (("sample", "--checkpoint", "missing", "--out", "s.jpg"), ".png or .npy"),
+        (("sample", "--checkpoint", "missing", "--out", "s.jpg"), "FILE.png, FILE.npy or a folder"),
         (("evaluate", "--checkpoint", "missing"), "no checkpoint"),
         (("info", "missing"), "not a run directory"),
     ],

@@ -262,4 +262,4 @@ def test_predict_into_a_closed_pipe_ends_quietly(work):
                           stdout=head.stdin, stderr=subprocess.PIPE, text=True, timeout=120)
     head.stdin.close()
     head.wait()
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+    assert proc.returncode in (0, 141) and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

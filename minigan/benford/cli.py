@@ -434,12 +434,8 @@ def run_detect_predict(args: argparse.Namespace) -> int:
                         bar.update(len(rows))
                     else:
                         lines = [f"{r.p_fake:>8.4f}  {r.verdict:<7}  {r.file}" for r in rows if r.scored]
-                        try:
-                            if lines:
-                                print("\n".join(lines), flush=True)
-                        except BrokenPipeError:  # the reader left (| head): no more work, and no traceback
-                            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                            return 0
+                        if lines:  # into a closed pipe (| head): BrokenPipeError, which minigan.cli ends quietly
+                            print("\n".join(lines), flush=True)
                     tally.add(rows)
                     if stop.signal is not None:
                         break

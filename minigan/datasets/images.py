@@ -265,7 +265,7 @@ def read_image_folder(
             raise ValueError(
                 f"images in {folder} have different sizes: {first.name} is {_size_text(images[0].shape)} "
                 f"but {path.name} is {_size_text(image.shape)} (height x width); "
-                "pass resize=(height, width) to resize them all"
+                "pass resize=(height, width) to resize them all (minigan train: --resize HxW)"
             )
         images.append(image)
     return np.stack(images)
