@@ -245,6 +245,7 @@ def test_train_mnist_example_runs(tmp_path):
     assert load_checkpoint(tmp_path / "ex")[1]["iteration"] == 7
 
 
+@pytest.mark.slow  # trains a GAN for 2 iterations in a subprocess
 def test_a_skipped_non_image_file_is_a_note_not_a_python_warning(tmp_path):
     from PIL import Image
 
