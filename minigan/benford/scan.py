@@ -328,14 +328,14 @@ def _scan_on_dask(chunks: Iterator[list[str]], detector: Any, threshold: float, 
 
     model = detector_bytes(detector)
     token = hashlib.sha256(model).hexdigest()
-    model_future = client.scatter(model, broadcast=True, hash=False)
+    shared = {"model": client.scatter(model, broadcast=True, hash=False)}
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     in_flight = 2 * n_workers + 2  # enough to keep every worker busy, few enough to bound memory
     tries: dict[Any, tuple[list[str], int]] = {}
     pool = as_completed()
 
     def submit(chunk: list[str], attempt: int) -> None:
-        future = client.submit(_score_on_worker, chunk, model_future, token, threshold, pure=False,
+        future = client.submit(_score_on_worker, chunk, shared["model"], token, threshold, pure=False,
                                retries=0)
         tries[future] = (chunk, attempt)
         pool.add(future)
@@ -351,6 +351,9 @@ def _scan_on_dask(chunks: Iterator[list[str]], detector: Any, threshold: float, 
                 rows = [ScanRow(*fields) for fields in future.result()]
             except Exception as exc:  # noqa: BLE001 - a dead worker (KilledWorker), a lost connection
                 if attempt < max_retries:
+                    # the worker that died may have held the last copy of the model ("lost dependencies"):
+                    # send it again before the chunk goes back
+                    shared["model"] = client.scatter(model, broadcast=True, hash=False)
                     submit(chunk, attempt + 1)
                     continue
                 rows = [ScanRow(f, None, "", f"error: {type(exc).__name__}: {_short(exc)}") for f in chunk]
