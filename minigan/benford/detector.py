@@ -9,10 +9,18 @@
   network trained on the pixels themselves.
 
 Both train ``Dense -> LeakyReLU -> Dropout`` blocks and a final ``Dense(., 1)``
-logit with :class:`minigan.losses.BCEWithLogits` and :class:`minigan.optim.Adam`
-on class-balanced mini-batches (the smaller class is resampled each epoch), so
+logit (built by :func:`minigan.models.mlp`) with :class:`minigan.losses.BCEWithLogits`
+and :class:`minigan.optim.Adam` on class-balanced mini-batches (the smaller class is
+resampled each epoch; the loop is :func:`minigan.training.train_minibatches`), so
 an uneven training set does not bias the threshold. Label 1 means GAN-generated.
 Everything random comes from ``seed``: the same seed and data give the same model.
+
+They follow scikit-learn's estimator conventions: the constructor stores its
+arguments as given, :meth:`fit` validates them, ``get_params`` / ``set_params``,
+and the fitted attributes (``network_``, ``mean_``, ``std_``, ``loss_history_``,
+``image_domain_`` / ``image_shape_``) exist only after ``fit`` or ``load``; before,
+a prediction raises :class:`minigan.errors.NotFittedError` (a ``ValueError`` and an
+``AttributeError``).
 
 Models are saved as one ``.npz`` (weights, standardization) plus JSON settings
 through :mod:`minigan.serialization` -- no pickle.
