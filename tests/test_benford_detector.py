@@ -392,3 +392,22 @@ def test_benford_detector_warns_about_images_far_from_its_training_images(benfor
     assert benford_model.domain_gap(np.repeat(xt[0][..., None], 3, axis=-1)) is None  # grey stored as RGB
     benford_model.save(tmp_path / "m.npz")
     assert load_detector(tmp_path / "m.npz").image_domain_ == benford_model.image_domain_
+
+
+def test_a_model_saved_before_the_image_domain_was_recorded_still_loads(benford_model, data, tmp_path):
+    import warnings
+
+    from minigan.serialization import load_npz
+
+    _, _, xt, _ = data
+    benford_model.save(tmp_path / "new.npz")
+    arrays, meta = load_npz(tmp_path / "new.npz", kind="benford-detector")
+    del meta["settings"]["image_domain"]  # the settings as minigan wrote them before
+    meta.pop("minigan_format")
+    save_npz(tmp_path / "old.npz", arrays, meta, kind="benford-detector")
+    old = load_detector(tmp_path / "old.npz")
+    assert old.image_domain_ is None and old.loss_history_ == []
+    np.testing.assert_array_equal(old.predict_proba(xt), benford_model.predict_proba(xt))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to compare with: no warning
+        old.predict_proba(textured(1, 160, seed=3))

@@ -263,3 +263,23 @@ def test_predict_into_a_closed_pipe_ends_quietly(work):
     head.stdin.close()
     head.wait()
     assert proc.returncode in (0, 141) and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+@pytest.mark.slow  # a LocalCluster started by the test, reached through its address
+@pytest.mark.dask
+def test_predict_on_an_existing_scheduler(work, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # the workers' BLAS threads, as minigan detect runs them
+
+    one = tmp_path / "one.csv"
+    ok(minigan("detect", "predict", "--model", work / "model.npz", work / "real", "--csv", one, cwd=work))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        out = tmp_path / "cluster.csv"
+        ok(minigan("detect", "predict", "--model", work / "model.npz", work / "real", "--csv", out, "--scheduler",
+                   cluster.scheduler_address, cwd=work))
+    assert {r["file"]: r for r in csv_rows(out)} == {r["file"]: r for r in csv_rows(one)}
+    fails(minigan("detect", "predict", "--model", work / "model.npz", work / "real", "--scheduler",
+                  "tcp://127.0.0.1:9", cwd=work, timeout=120), "cannot reach the Dask scheduler")
