@@ -1,8 +1,8 @@
 """How good are the generated digits? A quality number that needs no download.
 
-GAN losses say little about sample quality, so minigan measures samples the way
-GUIDE.md section 3 describes, with a small digit classifier trained on the
-bundled real digits using minigan's own layers:
+GAN losses say little about sample quality, so minigan measures the samples
+themselves, offline, with a small digit classifier trained on the bundled real
+digits using minigan's own layers:
 
 * ``classifier_fid``: the Frechet distance between the classifier's penultimate
   features (128 numbers per image) on generated and on real digits -- the idea of
