@@ -135,10 +135,7 @@ def _row(samples: dict[str, list[float]], calls: dict[str, int]) -> dict[str, An
     return {name: {**common.summarize(s), "calls_per_block": calls[name]} for name, s in samples.items()}
 
 
-def worker(threads: int, quick: bool, repeats: int, pause: float) -> dict[str, Any]:
-    import minigan as mg
-    from minigan import penalties
-
+def worker(threads: int, quick: bool, repeats: int, pause: float, parts: set[str]) -> dict[str, Any]:
     how = common.limit_threads(threads)
     try:
         import torch
@@ -152,12 +149,25 @@ def worker(threads: int, quick: bool, repeats: int, pause: float) -> dict[str, A
                               "load_before": os.getloadavg()[0],
                               "blas_env": {k: os.environ.get(k) for k in BLAS_PINS}}
 
+    if "r1" in parts:
+        result["r1"], result["agreement"] = _r1_part(threads, torch, quick, repeats, pause)
+    if "step" in parts:
+        result["train_step"] = _step_part(threads, repeats, pause)
+    result["load_after"] = os.getloadavg()[0]
+    return result
+
+
+def _r1_part(threads: int, torch: Any, quick: bool, repeats: int, pause: float) -> tuple[dict[str, Any], Any]:
+    import minigan as mg
+    from minigan import penalties
+
     _log(f"[{threads} thread(s)] R1 on the reference discriminator, batch {BATCH} ...")
     D = mg.models.reference_discriminator(rng=np.random.default_rng(2))
     x = _digits(BATCH, seed=3)
     contenders: dict[str, Callable[[], Any]] = {"minigan": lambda: penalties.r1(D, x, GAMMA)}
+    agreement = None
     if torch is not None:
-        result["agreement"] = _agreement(torch, D, x)
+        agreement = _agreement(torch, D, x)
         contenders["torch"] = _torch_r1(torch, D, x)[0]
     block = 0.05 if quick else 0.1
     calls = {name: common.calls_per_block(fn, block, minimum=1) for name, fn in contenders.items()}
@@ -167,8 +177,10 @@ def worker(threads: int, quick: bool, repeats: int, pause: float) -> dict[str, A
         r1_row["minigan/torch"] = r1_row["minigan"]["median_ms"] / r1_row["torch"]["median_ms"]
         r1_row["minigan/torch_paired_median"] = common.median(
             [a / b for a, b in zip(samples["minigan"], samples["torch"])])
-    result["r1"] = r1_row
+    return r1_row, agreement
 
+
+def _step_part(threads: int, repeats: int, pause: float) -> dict[str, Any]:
     _log(f"[{threads} thread(s)] train_step without R1, with lazy R1 (every {LAZY_EVERY}), with R1 every step ...")
     batches = [_digits(BATCH, seed=s) for s in range(4)]
     steps = {"no R1": _cycling(_gan(None).train_step, batches),
@@ -183,9 +195,7 @@ def worker(threads: int, quick: bool, repeats: int, pause: float) -> dict[str, A
         if name != "no R1":
             step_row[f"{name} / no R1"] = step_row[name]["median_ms"] / step_row["no R1"]["median_ms"]
             step_row[f"{name} / no R1, paired median"] = common.median([a / b for a, b in zip(samples[name], base)])
-    result["train_step"] = step_row
-    result["load_after"] = os.getloadavg()[0]
-    return result
+    return step_row
 
 
 def run_worker(threads: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -196,7 +206,8 @@ def run_worker(threads: int, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--threads", str(threads),
-                   "--repeats", str(args.repeats), "--pause", str(args.pause), "--json", str(out)]
+                   "--repeats", str(args.repeats), "--pause", str(args.pause), "--json", str(out),
+                   "--parts", args.parts]
         if args.quick:
             command.append("--quick")
         subprocess.run(command, env=env, check=True)
@@ -208,6 +219,8 @@ def format_table(per_threads: list[dict[str, Any]]) -> str:
              "ms per call (medians)",
              f"{'thr':>3} | {'minigan':>8} {'torch':>8} | {'mg/torch':>8} {'paired':>7} | agreement (value, grads)"]
     for result in per_threads:
+        if "r1" not in result:
+            continue
         row = result["r1"]
         torch_ms = row.get("torch", {}).get("median_ms")
         agreement = result.get("agreement")
@@ -221,6 +234,8 @@ def format_table(per_threads: list[dict[str, Any]]) -> str:
               f"{'thr':>3} | {'no R1':>8} {'lazy/16':>8} {'every':>8} | {'lazy/none':>9} {'paired':>7} | "
               f"{'every/none':>10}"]
     for result in per_threads:
+        if "train_step" not in result:
+            continue
         row = result["train_step"]
         lazy = f"lazy R1 (every {LAZY_EVERY})"
         lines.append(
@@ -244,13 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the results as JSON")
     parser.add_argument("--keep-blas-env", action="store_true",
                         help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the workers' environment")
+    parser.add_argument("--parts", default="r1,step", help="what to measure: r1 (against PyTorch), step (lazy R1 "
+                        "on a train_step); default both")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 6 if args.quick else 30
     threads = [int(t) for t in args.threads.split(",") if t]
     if args.worker:
-        Path(args.json).write_text(common.dumps(worker(threads[0], args.quick, args.repeats, args.pause)))
+        parts = {p for p in args.parts.split(",") if p}
+        Path(args.json).write_text(common.dumps(worker(threads[0], args.quick, args.repeats, args.pause, parts)))
         return 0
     machine = common.machine_info()
     print(f"machine: {machine['cpu']}, {machine['usable_cores']} cores; numpy {machine['numpy']}, "
