@@ -540,3 +540,31 @@ def test_wgan_gp_uses_per_row_interpolates_from_the_rng():
     assert penalties.wgan_gp(model, real, fake, rng=np.random.default_rng(4)) == pytest.approx(expected, rel=1e-12)
     mid = penalties.interpolates(real, fake, np.random.default_rng(4))
     assert np.all((mid - fake) * (real - fake) >= -1e-15)  # on the segment, row by row
+
+
+# --------------------------------------------------------------------------- the example's layer
+def _example():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "custom_layer_gradcheck.py"
+    spec = importlib.util.spec_from_file_location("custom_layer_gradcheck_second_order", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXAMPLE = _example()
+
+
+def test_the_example_layer_passes_the_second_order_check_and_trains_a_penalty():
+    assert EXAMPLE.check_second_order().passed
+    assert EXAMPLE.penalty_through_the_layer() > 0
+
+
+@pytest.mark.property
+@settings(deadline=None)
+@given(mgt.feature_sizes(1, 4).flatmap(lambda f: mgt.inputs_for(f)), mgt.seeds())
+def test_property_example_layer_second_order(x, seed):
+    layer = EXAMPLE.LearnedSoftplus(x.shape[1], rng=seed)
+    assert mg.gradcheck_second_order(layer, x, directions=1).max_rel_error < 1e-6
