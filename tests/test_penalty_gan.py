@@ -279,6 +279,8 @@ def test_cli_r1_options_and_toml_keys(tmp_path):
     resumed = _cli("train", "--out", "run", "--resume", "--iterations", "6", "--no-progress", cwd=tmp_path)
     assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr
     assert len(list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))) == 6
+    info = _cli("info", "run", cwd=tmp_path)
+    assert info.returncode == 0 and "R1Penalty(gamma=2.0, every=2)" in info.stdout
     changed = _cli("train", "--out", "run", "--resume", "--r1", "3", "--iterations", "8", cwd=tmp_path)
     assert changed.returncode == 1 and "--r1 3" in changed.stderr and "Traceback" not in changed.stderr
 
@@ -303,4 +305,4 @@ def test_cli_wgan_gp_trains_and_logs_the_penalty(tmp_path):
     assert all(float(r["gp_grad_norm"]) > 0 and float(r["gp"]) >= 0 for r in rows)
     assert (tmp_path / "run" / "losses.png").exists()
     info = _cli("info", "run", cwd=tmp_path)
-    assert info.returncode == 0 and "wgan-gp" in info.stdout
+    assert info.returncode == 0 and "wgan-gp" in info.stdout and "loss terms" not in info.stdout
