@@ -280,7 +280,7 @@ def test_cli_r1_options_and_toml_keys(tmp_path):
     assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr
     assert len(list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))) == 6
     info = _cli("info", "run", cwd=tmp_path)
-    assert info.returncode == 0 and "R1Penalty(gamma=2.0, every=2)" in info.stdout
+    assert info.returncode == 0 and "R1Penalty(every=2, gamma=2.0)" in info.stdout
     changed = _cli("train", "--out", "run", "--resume", "--r1", "3", "--iterations", "8", cwd=tmp_path)
     assert changed.returncode == 1 and "--r1 3" in changed.stderr and "Traceback" not in changed.stderr
 
