@@ -161,6 +161,15 @@ def test_input_gradient_matches_central_differences(stack):
     assert not any(g.any() for g in model.grads.values())  # input_gradient leaves grads alone
 
 
+def test_input_gradient_through_batchnorm_in_training_mode_is_the_gradient_of_the_sum():
+    model = mg.Sequential([_dense(4, 5, 1), mg.Tanh(), mg.BatchNorm(5, dtype=F64), _dense(5, 1, 2)])
+
+    def f(x):  # training-mode outputs do not depend on the running statistics
+        return float(model.forward(x).sum()), penalties.input_gradient(model, x)
+
+    assert mg.gradcheck(f, _inputs((6, 4), seed=3)).max_rel_error < 1e-6
+
+
 def test_whole_stack_passes_the_public_second_order_check():
     report = mg.gradcheck_second_order(STACKS["everything"](F64), _inputs((5, 6), seed=2))
     assert report.passed and report.max_rel_error < 1e-6
