@@ -420,6 +420,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         "d_lr": (config.get("d_optimizer") or {}).get("lr", config.get("lr")),
         "d_steps": config.get("d_steps"), "ema_decay": config.get("ema_decay"), "seed": config.get("seed"),
         "dtype": config.get("dtype"),
+        "loss terms": ", ".join(
+            f"{t.get('class')}({', '.join(f'{k}={v}' for k, v in (t.get('config') or {}).items())})"
+            for t in (config.get("discriminator_terms") or []) + (config.get("generator_terms") or [])
+            if isinstance(t, dict)) or None,
     }
     for key, value in rows.items():
         if value is not None or key == "ema_decay" and "ema_decay" in config:

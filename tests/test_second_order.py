@@ -161,6 +161,15 @@ def test_input_gradient_matches_central_differences(stack):
     assert not any(g.any() for g in model.grads.values())  # input_gradient leaves grads alone
 
 
+def test_input_gradient_through_batchnorm_in_training_mode_is_the_gradient_of_the_sum():
+    model = mg.Sequential([_dense(4, 5, 1), mg.Tanh(), mg.BatchNorm(5, dtype=F64), _dense(5, 1, 2)])
+
+    def f(x):  # training-mode outputs do not depend on the running statistics
+        return float(model.forward(x).sum()), penalties.input_gradient(model, x)
+
+    assert mg.gradcheck(f, _inputs((6, 4), seed=3)).max_rel_error < 1e-6
+
+
 def test_whole_stack_passes_the_public_second_order_check():
     report = mg.gradcheck_second_order(STACKS["everything"](F64), _inputs((5, 6), seed=2))
     assert report.passed and report.max_rel_error < 1e-6
@@ -540,3 +549,31 @@ def test_wgan_gp_uses_per_row_interpolates_from_the_rng():
     assert penalties.wgan_gp(model, real, fake, rng=np.random.default_rng(4)) == pytest.approx(expected, rel=1e-12)
     mid = penalties.interpolates(real, fake, np.random.default_rng(4))
     assert np.all((mid - fake) * (real - fake) >= -1e-15)  # on the segment, row by row
+
+
+# --------------------------------------------------------------------------- the example's layer
+def _example():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "custom_layer_gradcheck.py"
+    spec = importlib.util.spec_from_file_location("custom_layer_gradcheck_second_order", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXAMPLE = _example()
+
+
+def test_the_example_layer_passes_the_second_order_check_and_trains_a_penalty():
+    assert EXAMPLE.check_second_order().passed
+    assert EXAMPLE.penalty_through_the_layer() > 0
+
+
+@pytest.mark.property
+@settings(deadline=None)
+@given(mgt.feature_sizes(1, 4).flatmap(lambda f: mgt.inputs_for(f)), mgt.seeds())
+def test_property_example_layer_second_order(x, seed):
+    layer = EXAMPLE.LearnedSoftplus(x.shape[1], rng=seed)
+    assert mg.gradcheck_second_order(layer, x, directions=1).max_rel_error < 1e-6
