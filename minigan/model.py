@@ -232,6 +232,13 @@ class Sequential(Layer):
             raise ValueError(f"this model is conditional ({', '.join(users)}): pass {name}= with one entry per row")
         if not isinstance(condition, np.ndarray) or condition.ndim < 1 or condition.shape[0] != n:
             raise ValueError(f"{name} must be an array with one entry per row ({n}), got {describe(condition)}")
+        self.validate_condition(condition, name)
+
+    def validate_condition(self, condition: Any, name: str = "condition") -> None:
+        """Every conditional layer's check of ``condition`` (a model nested in another)."""
+        for layer in self.layers:
+            if layer.uses_condition:
+                layer.validate_condition(condition, name)
 
     def forward_unchecked(self, x: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray:
         """:meth:`forward` without the checks, for callers that validated ``x`` (and the

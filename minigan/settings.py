@@ -34,6 +34,8 @@ DTYPES = ("float32", "float64")
 #: How long a run trains when neither ``iterations`` nor ``epochs`` is set.
 DEFAULT_ITERATIONS = 10000
 ARCHITECTURES = ("reference", "mlp")
+#: How a conditional discriminator takes the label (built by ``minigan.models.mlp_discriminator``).
+CONDITIONINGS = ("projection", "concat")
 #: Hidden activations of the mlp architecture (built by ``minigan.models.ACTIVATIONS``).
 ACTIVATION_NAMES = ("leaky_relu", "relu", "tanh", "sigmoid")
 
@@ -150,6 +152,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("architecture", "reference", "reference (the article's networks, fixed) or mlp (the same by default; "
             "widths, activations, BatchNorm and dropout set by the mlp: options)", "str", "model",
             choices=lambda: ARCHITECTURES),
+    Setting("conditional", False, "a conditional GAN: G and D take the data's class labels, and "
+            "minigan sample --label K asks for class K", "bool", "model"),
+    Setting("conditioning", "projection", "conditional: how D takes the label: projection (Miyato and Koyama "
+            "2018) or concat (a label embedding joined to the image)", "str", "model",
+            choices=lambda: CONDITIONINGS),
     Setting("latent_dim", 100, "size of the noise vector z", "int", "model", check=_at_least(1)),
     Setting("g_hidden", [256, 512, 1024], "mlp: generator hidden widths, e.g. 128,256", "widths", "model",
             mlp_only=True),
