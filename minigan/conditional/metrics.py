@@ -139,13 +139,16 @@ def conditional_samples(gan: Any, n: int, *, seed: int | None = None, ema: bool 
     return gan.sample(n, seed=seed, labels=labels, ema=ema), labels
 
 
-def evaluate_conditional(images: np.ndarray, labels: np.ndarray, *,
+def evaluate_conditional(images: np.ndarray, labels: np.ndarray, *, real_images: np.ndarray | None = None,
+                         real_labels: np.ndarray | None = None,
                          classifier: DigitClassifier | None = None) -> dict[str, Any]:
-    """:func:`label_accuracy` and :func:`per_class_fid` of generated digits in one pass of the
-    classifier: ``{"label_accuracy": ..., "per_class_fid": [10 floats], "mean_class_fid": float}``."""
+    """:func:`label_accuracy` and :func:`per_class_fid` of generated digits, the classifier run
+    once over them: ``{"label_accuracy": ..., "per_class_fid": [10 floats], "mean_class_fid": float}``
+    (``real_images`` / ``real_labels``: as in :func:`per_class_fid`)."""
     classifier = _classifier(classifier)
     flat = as_classifier_input(images, "images")
     labels = check_labels(labels, flat.shape[0], NUM_CLASSES)
     accuracy = label_accuracy(flat, labels, classifier=classifier, predicted=classifier.predict(flat))
-    fids = per_class_fid(flat, labels, classifier=classifier, features=classifier.features(flat))
+    fids = per_class_fid(flat, labels, real_images=real_images, real_labels=real_labels, classifier=classifier,
+                         features=classifier.features(flat))
     return {"label_accuracy": accuracy, "per_class_fid": fids, "mean_class_fid": float(np.nanmean(fids))}
