@@ -22,7 +22,7 @@ import numpy as np
 
 from ._validation import check_choice, check_int, check_real, check_rng
 from .checkpoint import checkpoint_path, load_checkpoint
-from .conditional.layers import LabelConcat, Projection
+from .conditional.layers import ConditionalBatchNorm, LabelConcat, Projection
 from .gan import GAN
 from .layers import BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
 from .model import Sequential
@@ -37,6 +37,9 @@ _ACTIVATION_LAYERS = {"leaky_relu": lambda: LeakyReLU(0.2), "relu": ReLU, "tanh"
 ACTIVATIONS = {name: _ACTIVATION_LAYERS[name] for name in ACTIVATION_NAMES}
 OUTPUTS = {"tanh": Tanh, "sigmoid": Sigmoid, "linear": None}
 DEFAULT_CONDITIONING = BY_NAME["conditioning"].default
+#: How a conditional generator takes the label (see :func:`mlp_generator`).
+G_CONDITIONINGS = ("embedding", "batchnorm", "both")
+DEFAULT_G_CONDITIONING = "embedding"
 #: Width of a conditional network's learned label embedding (PyTorch-GAN's cgan: one per class of MNIST).
 DEFAULT_EMBEDDING_DIM = 10
 
@@ -138,16 +141,20 @@ def mlp_generator(
     rng: Any = None,
     num_classes: int | None = None,
     embedding_dim: int | None = DEFAULT_EMBEDDING_DIM,
+    conditioning: str = DEFAULT_G_CONDITIONING,
 ) -> Sequential:
     """A dense generator ``z (latent_dim,) -> image (prod(image_shape),)``.
 
     Each hidden block is Dense -> activation [-> BatchNorm(momentum)], then a Dense
     to the image size and the ``output`` activation (``"tanh"`` for pixels in [-1, 1]).
 
-    With ``num_classes`` the generator is conditional, ``(z, label) -> image``: a
-    :class:`~minigan.conditional.LabelConcat` first joins to z a learned embedding of
-    the label (``embedding_dim`` numbers; None: a one-hot vector), so the first Dense
-    takes ``latent_dim + embedding_dim`` inputs.
+    With ``num_classes`` the generator is conditional, ``(z, label) -> image``, by
+    ``conditioning``: ``"embedding"`` -- a :class:`~minigan.conditional.LabelConcat` first
+    joins to z a learned embedding of the label (``embedding_dim`` numbers; None: a
+    one-hot vector), so the first Dense takes ``latent_dim + embedding_dim`` inputs;
+    ``"batchnorm"`` -- every BatchNorm becomes a
+    :class:`~minigan.conditional.ConditionalBatchNorm` (a scale and shift per class,
+    Miyato and Koyama's generator); ``"both"``: the two together.
 
     Returns
     -------
@@ -155,12 +162,21 @@ def mlp_generator(
     """
     latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
     rng = check_rng(rng)
-    label = _label_concat(latent_dim, num_classes, embedding_dim, dtype, rng)
+    if num_classes is not None:
+        check_choice(conditioning, "conditioning", G_CONDITIONINGS)
+    label = _label_concat(latent_dim, num_classes, embedding_dim, dtype, rng) \
+        if conditioning in ("embedding", "both") else None
     net = mlp(latent_dim if label is None else label.output_features(latent_dim), _widths(hidden, "hidden"),
               _image_size(image_shape), activation=activation,
               batchnorm_momentum=check_real(momentum, "momentum") if batchnorm else None, output=output,
               dtype=dtype, rng=rng)
-    return net if label is None else Sequential([label, *net.layers])
+    if num_classes is None:
+        return net
+    layers = list(net.layers)
+    if conditioning in ("batchnorm", "both"):
+        layers = [ConditionalBatchNorm(layer.num_features, num_classes, momentum=layer.momentum, eps=layer.eps,
+                                       dtype=dtype) if isinstance(layer, BatchNorm) else layer for layer in layers]
+    return Sequential(layers if label is None else [label, *layers])
 
 
 def mlp_discriminator(
@@ -213,13 +229,14 @@ def _label_concat(in_features: int, num_classes: int | None, embedding_dim: int 
 def reference_generator(
     latent_dim: int = 100, image_shape: Sequence[int] = (28, 28), *, dtype: Any = np.float32, rng: Any = None,
     num_classes: int | None = None, embedding_dim: int | None = DEFAULT_EMBEDDING_DIM,
+    conditioning: str = DEFAULT_G_CONDITIONING,
 ) -> Sequential:
     """The article's generator (see the module docstring): 1,489,936 trainable parameters for MNIST
     (+3,584 BatchNorm running statistics; Keras' summary reports the sum, 1,493,520).
     ``num_classes``: the conditional variant (see :func:`mlp_generator`)."""
     return mlp_generator(latent_dim, image_shape, hidden=(256, 512, 1024), activation="leaky_relu",
                          batchnorm=True, momentum=0.8, output="tanh", dtype=dtype, rng=rng,
-                         num_classes=num_classes, embedding_dim=embedding_dim)
+                         num_classes=num_classes, embedding_dim=embedding_dim, conditioning=conditioning)
 
 
 def reference_discriminator(

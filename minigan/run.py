@@ -214,7 +214,7 @@ def run_record(gan: "GAN", schedule: dict[str, Any], fingerprint: dict[str, Any]
 
 #: What a resumed run must share with its record (the schedule may change).
 _MUST_MATCH = ("objective", "g_optimizer", "d_optimizer", "d_steps", "ema_decay", "seed", "latent_dim", "image_shape",
-               "dtype", "discriminator_terms", "generator_terms", "generator", "discriminator")
+               "dtype", "discriminator_terms", "generator_terms", "generator", "discriminator", "class_names")
 
 
 def check_resumable(recorded: dict[str, Any], current: dict[str, Any], source: str) -> None:

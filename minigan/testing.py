@@ -286,8 +286,16 @@ def class_labels(n: int, num_classes: int) -> st.SearchStrategy[np.ndarray]:
 
 def _conditional_layer(kind: str, features: int, num_classes: int, embedding_dim: int, seed: int,
                        dtype: Any) -> Layer:
-    from .conditional.layers import LabelConcat, Projection
+    from .conditional.layers import ConditionalBatchNorm, LabelConcat, Projection
 
+    if kind.startswith("batchnorm"):
+        rng = np.random.default_rng(seed)
+        layer = ConditionalBatchNorm(features, num_classes, dtype=dtype)
+        layer.params["gamma"][...] = rng.uniform(0.5, 1.5, size=layer.params["gamma"].shape)
+        layer.params["beta"][...] = rng.normal(size=layer.params["beta"].shape)
+        layer.buffers["running_mean"][...] = rng.normal(size=features)
+        layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, size=features)
+        return layer.eval() if kind == "batchnorm-eval" else layer
     if kind == "projection":
         layer: Layer = Projection(features, num_classes, dtype=dtype, rng=seed)
         layer.params["b"][...] = np.random.default_rng(seed).normal()
@@ -299,16 +307,19 @@ def _conditional_layer(kind: str, features: int, num_classes: int, embedding_dim
 def conditional_layers_with_inputs(dtype: Any = np.float64
                                    ) -> st.SearchStrategy[tuple[Layer, np.ndarray, np.ndarray]]:
     """A conditional layer -- :class:`~minigan.conditional.LabelConcat` with a learned
-    embedding or one-hot, or :class:`~minigan.conditional.Projection` -- with a fitting
-    input ``(batch, features)`` and labels ``(batch,)``, for :func:`minigan.gradcheck`
-    and :func:`minigan.gradcheck_second_order` (``condition=labels``)."""
+    embedding or one-hot, :class:`~minigan.conditional.Projection`, or
+    :class:`~minigan.conditional.ConditionalBatchNorm` in training or evaluation mode --
+    with a fitting input ``(batch, features)`` and labels ``(batch,)``, for
+    :func:`minigan.gradcheck` and :func:`minigan.gradcheck_second_order`
+    (``condition=labels``; the second-order pass only for a layer whose ``training``
+    is False or that has no batch statistics)."""
 
     @st.composite
     def build(draw: Callable) -> tuple[Layer, np.ndarray, np.ndarray]:
-        batch = draw(batch_sizes(1, 7))
+        kind = draw(st.sampled_from(["embedding", "one-hot", "projection", "batchnorm", "batchnorm-eval"]))
+        batch = draw(batch_sizes(2 if kind == "batchnorm" else 1, 7))
         features = draw(feature_sizes(1, 5))
         num_classes = draw(st.integers(1, 4))
-        kind = draw(st.sampled_from(["embedding", "one-hot", "projection"]))
         layer = _conditional_layer(kind, features, num_classes, draw(feature_sizes(1, 4)), draw(seeds()), dtype)
         x = draw(well_conditioned_arrays((batch, features), dtype=dtype))
         return layer, x, draw(class_labels(batch, num_classes))
@@ -322,8 +333,8 @@ def conditional_discriminators_with_inputs(dtype: Any = np.float64, *, min_margi
 
     The label enters by concatenation (a learned or one-hot code before the first
     Dense) or by projection (the output layer), or both; in between are 1 or 2 blocks
-    ``Dense -> activation``. Examples within ``min_margin`` of a (leaky) ReLU kink are
-    rejected (:func:`kink_margin`).
+    ``Dense -> activation [-> ConditionalBatchNorm (eval)]``. Examples within
+    ``min_margin`` of a (leaky) ReLU kink are rejected (:func:`kink_margin`).
     """
     from .model import Sequential
 
@@ -348,6 +359,9 @@ def conditional_discriminators_with_inputs(dtype: Any = np.float64, *, min_margi
             dense = _dense(width, out, int(rng.integers(2**32)), dtype)
             dense.params["b"][...] = rng.normal(0.0, 0.5, size=out)
             layers += [dense, draw(activations())]
+            if draw(st.booleans()):
+                layers.append(_conditional_layer("batchnorm-eval", out, num_classes, 0, int(rng.integers(2**32)),
+                                                 dtype))
             width = out
         if project:
             layers.append(_conditional_layer("projection", width, num_classes, 0, int(rng.integers(2**32)), dtype))

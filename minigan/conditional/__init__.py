@@ -24,7 +24,7 @@ from typing import Any
 # public name -> submodule; loaded on first use (PEP 562), so that the label checks
 # (plain NumPy) can be imported without compiling the layers' kernels.
 _EXPORTS = {
-    "LabelConcat": "layers", "Projection": "layers", "CONDITIONAL_LAYERS": "layers",
+    "LabelConcat": "layers", "Projection": "layers", "ConditionalBatchNorm": "layers", "CONDITIONAL_LAYERS": "layers",
     "check_labels": "labels", "check_class_names": "labels", "default_class_names": "labels",
     "even_labels": "labels", "label_from_text": "labels",
     "label_accuracy": "metrics", "per_class_fid": "metrics", "evaluate_conditional": "metrics",

@@ -14,6 +14,7 @@ contributions in a fixed order.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from ..kernels import GRAD_ADD, GRAD_SKIP, GRAD_WRITE
@@ -185,3 +186,127 @@ def projection_tangent_backward(grad_y, grad_y_dot, has_dot, h, h_dot, labels, w
             grad_table[c, j] += value
     _store(acc_w, grad_w, grad_mode)
     _store(acc_b, grad_b, grad_mode)
+
+
+# ----------------------------------------------------------------------------
+# Conditional BatchNorm: batch statistics shared, scale and shift per class
+# ----------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def conditional_batchnorm_forward(x, labels, gamma, beta, eps, momentum, training, running_mean, running_var,
+                                  y, x_hat, inv_std):
+    """``y[i] = gamma[c_i] * x_hat[i] + beta[c_i]`` with ``x_hat`` normalized per feature.
+
+    Training mode: the batch mean and biased variance (two passes), and the running
+    statistics move as in Keras (``running = momentum * running + (1 - momentum) * batch``),
+    exactly as :func:`minigan.kernels.batchnorm_forward_train`; evaluation mode: the
+    running statistics. x (N, F), gamma and beta (C, F) -> y, x_hat (N, F), inv_std (F,).
+    """
+    n, m = x.shape
+    mean = np.zeros(m, dtype=x.dtype)
+    if training:
+        var = np.zeros(m, dtype=x.dtype)
+        for i in range(n):
+            for j in range(m):
+                mean[j] += x[i, j]
+        for j in range(m):
+            mean[j] /= n
+        for i in range(n):
+            for j in range(m):
+                d = x[i, j] - mean[j]
+                var[j] += d * d
+        for j in range(m):
+            var[j] /= n
+            inv_std[j] = 1 / np.sqrt(var[j] + eps)
+            running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mean[j]
+            running_var[j] = momentum * running_var[j] + (1 - momentum) * var[j]
+    else:
+        for j in range(m):
+            mean[j] = running_mean[j]
+            inv_std[j] = 1 / np.sqrt(running_var[j] + eps)
+    for i in range(n):
+        c = labels[i]
+        for j in range(m):
+            h = (x[i, j] - mean[j]) * inv_std[j]
+            x_hat[i, j] = h
+            y[i, j] = gamma[c, j] * h + beta[c, j]
+
+
+@njit(cache=True, error_model="numpy")
+def conditional_batchnorm_backward(grad_y, x_hat, labels, gamma, inv_std, training, grad_x, grad_gamma, grad_beta,
+                                   grad_mode):
+    """Backward of :func:`conditional_batchnorm_forward` with ``g = grad_y``:
+
+    ``dbeta[c] = sum_{i: c_i = c} g_i``, ``dgamma[c] = sum_{i: c_i = c} g_i x_hat_i`` (scatter-adds,
+    stored by ``grad_mode``); with ``u_i = g_i gamma[c_i]`` (the gradient of ``x_hat``),
+    ``dx_i = inv_std (u_i - mean_i(u) - x_hat_i mean_i(u x_hat))`` in training mode (the batch
+    statistics depend on every row) and ``dx_i = inv_std u_i`` in evaluation mode.
+    """
+    n, m = grad_y.shape
+    if grad_mode == GRAD_WRITE:
+        grad_gamma[:, :] = 0
+        grad_beta[:, :] = 0
+    if grad_mode != GRAD_SKIP:
+        for i in range(n):
+            c = labels[i]
+            for j in range(m):
+                g = grad_y[i, j]
+                grad_beta[c, j] += g
+                grad_gamma[c, j] += g * x_hat[i, j]
+    if training:
+        s1 = np.zeros(m, dtype=grad_y.dtype)
+        s2 = np.zeros(m, dtype=grad_y.dtype)
+        for i in range(n):
+            c = labels[i]
+            for j in range(m):
+                u = grad_y[i, j] * gamma[c, j]
+                s1[j] += u
+                s2[j] += u * x_hat[i, j]
+        for j in range(m):
+            s1[j] /= n
+            s2[j] /= n
+        for i in range(n):
+            c = labels[i]
+            for j in range(m):
+                grad_x[i, j] = inv_std[j] * (grad_y[i, j] * gamma[c, j] - s1[j] - x_hat[i, j] * s2[j])
+    else:
+        for i in range(n):
+            c = labels[i]
+            for j in range(m):
+                grad_x[i, j] = grad_y[i, j] * gamma[c, j] * inv_std[j]
+
+
+@njit(cache=True, error_model="numpy")
+def conditional_batchnorm_eval_tangent_forward(x_dot, labels, gamma, inv_std, y_dot):
+    """Tangent of evaluation-mode conditional BatchNorm: ``y_dot_i = x_dot_i gamma[c_i] inv_std``."""
+    n, m = x_dot.shape
+    for i in range(n):
+        c = labels[i]
+        for j in range(m):
+            y_dot[i, j] = x_dot[i, j] * (gamma[c, j] * inv_std[j])
+
+
+@njit(cache=True, error_model="numpy")
+def conditional_batchnorm_eval_tangent_backward(grad_y, grad_y_dot, has_dot, x_hat, x_dot, labels, gamma, inv_std,
+                                                grad_x_dot, grad_gamma, grad_beta, grad_mode):
+    """Tangent of the evaluation-mode backward along ``(x_dot, grad_y_dot)`` (zero unless ``has_dot``):
+
+    ``R{dgamma[c]} = sum_{i: c_i = c} (g_dot_i x_hat_i + g_i x_dot_i inv_std)``,
+    ``R{dbeta[c]} = sum_{i: c_i = c} g_dot_i``, ``R{dx_i} = g_dot_i gamma[c_i] inv_std``
+    (written only when ``has_dot``).
+    """
+    n, m = grad_y.shape
+    if grad_mode == GRAD_WRITE:
+        grad_gamma[:, :] = 0
+        grad_beta[:, :] = 0
+    for i in range(n):
+        c = labels[i]
+        for j in range(m):
+            curvature = grad_y[i, j] * x_dot[i, j] * inv_std[j]
+            if has_dot:
+                g_dot = grad_y_dot[i, j]
+                grad_x_dot[i, j] = g_dot * (gamma[c, j] * inv_std[j])
+                if grad_mode != GRAD_SKIP:
+                    grad_gamma[c, j] += g_dot * x_hat[i, j] + curvature
+                    grad_beta[c, j] += g_dot
+            elif grad_mode != GRAD_SKIP:
+                grad_gamma[c, j] += curvature
