@@ -1,10 +1,11 @@
 """The cost of conditioning: one ``GAN.train_step`` of a conditional GAN against the unconditional one.
 
 Builds, with ``minigan.models.build_gan`` and the same seed, the reference GAN of
-``minigan train`` and its conditional variants (``--conditional``: a learned 10-number
-label embedding joined to G's noise; D by projection, the default, or by a label
-embedding joined to the image), and times ``train_step`` on the same batches of the
-bundled digits (batch 64, float32). The contenders run side by side in this one
+``minigan train`` and its conditional variants (``--conditional``: by default the
+label's one-hot code joined to G's noise and a projection discriminator; also G by a
+learned embedding or by conditional BatchNorm, and D by the one-hot code joined to the
+image), and times ``train_step`` on the same batches of the bundled digits (batch 64,
+float32). The contenders run side by side in this one
 process, interleaved in rounds (A, B, C, A, B, C, ...), each round one block of steps
 per contender; the table gives the median over the rounds of the time per step and
 its ratio to the unconditional step.
@@ -35,8 +36,10 @@ import common  # benchmarks/common.py (this folder is on sys.path when run as a 
 BATCH = 64
 CONTENDERS = {
     "unconditional": {},
-    "conditional (projection D)": {"conditional": True, "conditioning": "projection"},
-    "conditional (concat D)": {"conditional": True, "conditioning": "concat"},
+    "conditional (default)": {"conditional": True},
+    "G embedding, D projection": {"conditional": True, "g_conditioning": "embedding"},
+    "G batchnorm, D projection": {"conditional": True, "g_conditioning": "batchnorm"},
+    "G one-hot, D concat": {"conditional": True, "d_conditioning": "concat"},
 }
 
 

@@ -311,8 +311,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     classes = _requested_classes(gan, args.label)
     if args.n is None:
         args.n = (8 if args.walk else 64) if classes is None else (1 if args.walk else 8) * len(classes)
-    if args.n < 1:
-        raise ValueError(f"--n must be at least 1, got {args.n}")
+    from ._validation import check_int
+
+    check_int(args.n, "n", minimum=1)
     labels = None if classes is None else classes[(np.arange(args.n) * len(classes)) // args.n]
     if classes is not None and not args.label:
         from .conditional.labels import describe_classes
@@ -599,7 +600,9 @@ def _classes_text(config: dict[str, Any]) -> str | None:
     from .conditional.labels import describe_classes
 
     settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
-    how = f" (D: {settings['conditioning']})" if settings.get("conditioning") else ""
+    parts = [f"{net}: {settings[key]}" for net, key in (("G", "g_conditioning"), ("D", "d_conditioning"))
+             if settings.get(key)]
+    how = f" ({', '.join(parts)})" if parts else ""
     return f"yes, {len(names)} classes: {describe_classes(names, limit=32)}{how}"
 
 

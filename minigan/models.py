@@ -29,18 +29,17 @@ from .model import Sequential
 from .objectives import objective_from_config
 from .optim import Adam, optimizer_from_config
 from .serialization import FileFormatError
-from .settings import ACTIVATION_NAMES, BY_NAME, CONDITIONINGS, resolve
+from .settings import ACTIVATION_NAMES, BY_NAME, D_CONDITIONINGS, G_CONDITIONINGS, resolve
 from .terms import R1Penalty, term_from_config
 
 _ACTIVATION_LAYERS = {"leaky_relu": lambda: LeakyReLU(0.2), "relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 #: Hidden activations by name (the names are the settings' ``g_activation`` / ``d_activation`` choices).
 ACTIVATIONS = {name: _ACTIVATION_LAYERS[name] for name in ACTIVATION_NAMES}
 OUTPUTS = {"tanh": Tanh, "sigmoid": Sigmoid, "linear": None}
-DEFAULT_CONDITIONING = BY_NAME["conditioning"].default
-#: How a conditional generator takes the label (see :func:`mlp_generator`).
-G_CONDITIONINGS = ("embedding", "batchnorm", "both")
-DEFAULT_G_CONDITIONING = "embedding"
-#: Width of a conditional network's learned label embedding (PyTorch-GAN's cgan: one per class of MNIST).
+DEFAULT_G_CONDITIONING = BY_NAME["g_conditioning"].default
+DEFAULT_D_CONDITIONING = BY_NAME["d_conditioning"].default
+#: Width of the generator's learned label embedding (``conditioning="embedding"``; PyTorch-GAN's cgan: one per
+#: class of MNIST).
 DEFAULT_EMBEDDING_DIM = 10
 
 
@@ -149,12 +148,16 @@ def mlp_generator(
     to the image size and the ``output`` activation (``"tanh"`` for pixels in [-1, 1]).
 
     With ``num_classes`` the generator is conditional, ``(z, label) -> image``, by
-    ``conditioning``: ``"embedding"`` -- a :class:`~minigan.conditional.LabelConcat` first
-    joins to z a learned embedding of the label (``embedding_dim`` numbers; None: a
-    one-hot vector), so the first Dense takes ``latent_dim + embedding_dim`` inputs;
-    ``"batchnorm"`` -- every BatchNorm becomes a
-    :class:`~minigan.conditional.ConditionalBatchNorm` (a scale and shift per class,
-    Miyato and Koyama's generator); ``"both"``: the two together.
+    ``conditioning`` (see :mod:`minigan.conditional`):
+
+    * ``"one-hot"``: a :class:`~minigan.conditional.LabelConcat` first joins the label's
+      one-hot code to z (Mirza and Osindero 2014), so the first Dense takes
+      ``latent_dim + num_classes`` inputs;
+    * ``"embedding"``: the same with a learned embedding of ``embedding_dim`` numbers
+      (PyTorch-GAN's cgan);
+    * ``"batchnorm"``: every BatchNorm becomes a
+      :class:`~minigan.conditional.ConditionalBatchNorm`, a scale and shift per class
+      (Miyato and Koyama's generator); needs ``batchnorm=True``.
 
     Returns
     -------
@@ -162,21 +165,26 @@ def mlp_generator(
     """
     latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
     rng = check_rng(rng)
+    label = None
     if num_classes is not None:
         check_choice(conditioning, "conditioning", G_CONDITIONINGS)
-    label = _label_concat(latent_dim, num_classes, embedding_dim, dtype, rng) \
-        if conditioning in ("embedding", "both") else None
+        if conditioning == "batchnorm" and not batchnorm:
+            raise ValueError("conditioning='batchnorm' makes the generator's BatchNorm layers conditional, and "
+                             "this generator has none (batchnorm=False); choose 'one-hot' or 'embedding'")
+        if conditioning != "batchnorm":
+            label = _label_concat(latent_dim, num_classes, embedding_dim if conditioning == "embedding" else None,
+                                  dtype, rng)
     net = mlp(latent_dim if label is None else label.output_features(latent_dim), _widths(hidden, "hidden"),
               _image_size(image_shape), activation=activation,
               batchnorm_momentum=check_real(momentum, "momentum") if batchnorm else None, output=output,
               dtype=dtype, rng=rng)
     if num_classes is None:
         return net
-    layers = list(net.layers)
-    if conditioning in ("batchnorm", "both"):
-        layers = [ConditionalBatchNorm(layer.num_features, num_classes, momentum=layer.momentum, eps=layer.eps,
-                                       dtype=dtype) if isinstance(layer, BatchNorm) else layer for layer in layers]
-    return Sequential(layers if label is None else [label, *layers])
+    if conditioning == "batchnorm":
+        return Sequential([ConditionalBatchNorm(layer.num_features, num_classes, momentum=layer.momentum,
+                                                eps=layer.eps, dtype=dtype) if isinstance(layer, BatchNorm) else layer
+                           for layer in net.layers])
+    return Sequential([label, *net.layers])
 
 
 def mlp_discriminator(
@@ -188,8 +196,8 @@ def mlp_discriminator(
     dtype: Any = np.float32,
     rng: Any = None,
     num_classes: int | None = None,
-    conditioning: str = DEFAULT_CONDITIONING,
-    embedding_dim: int | None = DEFAULT_EMBEDDING_DIM,
+    conditioning: str = DEFAULT_D_CONDITIONING,
+    embedding_dim: int | None = None,
 ) -> Sequential:
     """A dense discriminator ``image (prod(image_shape),) -> logit (1,)``.
 
@@ -200,14 +208,14 @@ def mlp_discriminator(
     by ``conditioning``: ``"projection"`` replaces the last Dense by a
     :class:`~minigan.conditional.Projection` (Miyato and Koyama 2018: the score plus
     the inner product of the last hidden features with an embedding of the label);
-    ``"concat"`` joins an embedding of the label (``embedding_dim``; None: one-hot) to
-    the image before the first Dense.
+    ``"concat"`` joins the label's one-hot code (or, with ``embedding_dim``, a learned
+    embedding) to the image before the first Dense (Mirza and Osindero 2014).
     """
     size = _image_size(image_shape)
     widths = _widths(hidden, "hidden")
     if num_classes is None:
         return mlp(size, widths, 1, activation=activation, dropout=dropout, dtype=dtype, rng=rng)
-    check_choice(conditioning, "conditioning", CONDITIONINGS)
+    check_choice(conditioning, "conditioning", D_CONDITIONINGS)
     rng = check_rng(rng)
     if conditioning == "projection":
         body = mlp(size, widths, None, activation=activation, dropout=dropout, dtype=dtype, rng=rng)
@@ -241,8 +249,8 @@ def reference_generator(
 
 def reference_discriminator(
     image_shape: Sequence[int] = (28, 28), *, dtype: Any = np.float32, rng: Any = None,
-    num_classes: int | None = None, conditioning: str = DEFAULT_CONDITIONING,
-    embedding_dim: int | None = DEFAULT_EMBEDDING_DIM,
+    num_classes: int | None = None, conditioning: str = DEFAULT_D_CONDITIONING,
+    embedding_dim: int | None = None,
 ) -> Sequential:
     """The article's discriminator (see the module docstring), outputting logits: 533,505 parameters.
     ``num_classes``: the conditional variant (see :func:`mlp_discriminator`)."""
@@ -265,8 +273,8 @@ def build_gan(settings: dict[str, Any] | None = None) -> GAN:
     unknown ones are an error.
 
     ``conditional=True`` builds the conditional variants of both networks for
-    ``num_classes`` classes (G: a learned label embedding joined to z; D: by
-    ``conditioning``, see :func:`mlp_discriminator`); ``num_classes`` and the optional
+    ``num_classes`` classes, G by ``g_conditioning`` (:func:`mlp_generator`) and D by
+    ``d_conditioning`` (:func:`mlp_discriminator`); ``num_classes`` and the optional
     ``class_names`` are given beside the settings, like ``image_shape``.
     """
     given = dict(settings or {})
@@ -275,23 +283,24 @@ def build_gan(settings: dict[str, Any] | None = None) -> GAN:
     class_names = given.pop("class_names", None)
     s = resolve(given)
     if not s["conditional"]:
-        if given.get("conditioning", s["conditioning"]) != BY_NAME["conditioning"].default:
-            raise ValueError(f"conditioning={s['conditioning']!r} applies to a conditional GAN: add "
-                             "conditional=true (--conditional) or leave conditioning out")
+        for key in ("g_conditioning", "d_conditioning"):
+            if s[key] != BY_NAME[key].default:
+                raise ValueError(f"{key}={s[key]!r} applies to a conditional GAN: add conditional=true "
+                                 f"(--conditional) or leave {key} out")
         num_classes = class_names = None
     elif num_classes is None:
         raise ValueError("a conditional GAN needs num_classes (the number of classes of its data's labels)")
     else:
         num_classes = check_int(num_classes, "num_classes", minimum=1)
-    conditioned = {"num_classes": num_classes} if num_classes else {}
-    d_conditioned = {**conditioned, "conditioning": s["conditioning"]} if num_classes else {}
+    g_conditioned = {"num_classes": num_classes, "conditioning": s["g_conditioning"]} if num_classes else {}
+    d_conditioned = {"num_classes": num_classes, "conditioning": s["d_conditioning"]} if num_classes else {}
     init_rng = np.random.default_rng([s["seed"], 1])
     if s["architecture"] == "reference":
-        G = reference_generator(s["latent_dim"], shape, dtype=s["dtype"], rng=init_rng, **conditioned)
+        G = reference_generator(s["latent_dim"], shape, dtype=s["dtype"], rng=init_rng, **g_conditioned)
         D = reference_discriminator(shape, dtype=s["dtype"], rng=init_rng, **d_conditioned)
     else:
         G = mlp_generator(s["latent_dim"], shape, hidden=s["g_hidden"], activation=s["g_activation"],
-                          batchnorm=s["g_batchnorm"], dtype=s["dtype"], rng=init_rng, **conditioned)
+                          batchnorm=s["g_batchnorm"], dtype=s["dtype"], rng=init_rng, **g_conditioned)
         D = mlp_discriminator(shape, hidden=s["d_hidden"], activation=s["d_activation"], dropout=s["d_dropout"],
                               dtype=s["dtype"], rng=init_rng, **d_conditioned)
     g_opt = Adam(G.parameters(), lr=s["g_lr"], beta1=s["beta1"], beta2=s["beta2"])

@@ -53,7 +53,7 @@ def test_info_sample_labels_refusals_and_folders(shapes):
     if not (shapes / "run").exists():
         test_a_conditional_run_on_a_class_folder(shapes)
     info = ok(minigan("info", "run", cwd=shapes))
-    assert "conditional      yes, 3 classes: 0 'cross', 1 'ring', 2 'square' (D: projection)" in info.stdout
+    assert "conditional      yes, 3 classes: 0 'cross', 1 'ring', 2 'square' (G: one-hot, D: projection)" in info.stdout
     every = ok(minigan("sample", "--checkpoint", "run", "--seed", 0, "--out", "every.npy", cwd=shapes))
     assert "no --label was given: sampling every class evenly, 8 images each" in every.stdout
     all_classes = np.load(shapes / "every.npy")
@@ -74,8 +74,8 @@ def test_info_sample_labels_refusals_and_folders(shapes):
     assert "3 paths (classes cross, ring, square (1 each" in walk.stdout
     fails(minigan("train", "--conditional", "--data", "data/ring", "--iterations", 2, "--out", "bad", *TINY,
                   cwd=shapes), "has no labels, which a conditional GAN needs")
-    fails(minigan("train", "--conditioning", "concat", "--data", "data", "--iterations", 2, "--out", "bad2", *TINY,
-                  cwd=shapes), "applies to a conditional GAN")
+    fails(minigan("train", "--d-conditioning", "concat", "--data", "data", "--iterations", 2, "--out", "bad2",
+                  *TINY, cwd=shapes), "applies to a conditional GAN")
     plain = ok(minigan("train", "--data", "data", "--iterations", 2, "--batch-size", 6, "--out", "plain", *TINY,
                        cwd=shapes))
     assert "conditional" not in plain.stdout

@@ -120,20 +120,30 @@ def test_the_labels_change_the_step():
 
 # ---------------------------------------------------------------- builders and the API
 def test_builders_make_conditional_networks_for_both_architectures():
-    G = reference_generator(num_classes=10, rng=0)
-    assert isinstance(G.layers[0], LabelConcat) and G.layers[1].in_features == 110 and G.uses_condition
+    G = reference_generator(num_classes=10, rng=0)  # the default: the one-hot code joined to z
+    assert isinstance(G.layers[0], LabelConcat) and G.layers[0].one_hot and G.layers[1].in_features == 110
+    G = reference_generator(num_classes=10, conditioning="embedding", embedding_dim=6, rng=0)
+    assert G.layers[0].params["E"].shape == (10, 6) and G.layers[1].in_features == 106
+    G = reference_generator(num_classes=10, conditioning="batchnorm", rng=0)
+    assert [type(l).__name__ for l in G.layers].count("ConditionalBatchNorm") == 3 and G.layers[0].in_features == 100
+    assert G.uses_condition and not any(isinstance(l, mg.BatchNorm) for l in G.layers)
     D = reference_discriminator(num_classes=10, rng=0)
     assert isinstance(D.layers[-1], Projection) and D.layers[0].in_features == 784
-    D = reference_discriminator(num_classes=10, conditioning="concat", embedding_dim=None, rng=0)
+    D = reference_discriminator(num_classes=10, conditioning="concat", rng=0)
     assert isinstance(D.layers[0], LabelConcat) and D.layers[0].one_hot and D.layers[1].in_features == 794
+    with pytest.raises(ValueError, match="has none"):
+        mlp_generator(4, (4, 4), hidden=(8,), batchnorm=False, num_classes=3, conditioning="batchnorm")
     for architecture in ("reference", "mlp"):
         gan = build_gan({"conditional": True, "architecture": architecture, "num_classes": 4,
                          "class_names": ["a", "b", "c", "d"]})
         assert gan.conditional and gan.num_classes == 4 and gan.class_names == ["a", "b", "c", "d"]
     with pytest.raises(ValueError, match="needs num_classes"):
         build_gan({"conditional": True})
-    with pytest.raises(ValueError, match="applies to a conditional GAN"):
-        build_gan({"conditioning": "concat"})
+    for key, value in (("d_conditioning", "concat"), ("g_conditioning", "batchnorm")):
+        with pytest.raises(ValueError, match=f"{key}='{value}' applies to a conditional GAN"):
+            build_gan({key: value})
+    gan = build_gan({"conditional": True, "num_classes": 3, "g_conditioning": "embedding", "d_conditioning": "concat"})
+    assert "E" in gan.generator.layers[0].params and gan.discriminator.layers[0].one_hot
     with pytest.raises(ValueError, match="conditioning must be one of"):
         mlp_discriminator((4, 4), hidden=(8,), num_classes=3, conditioning="film")
     with pytest.raises(ValueError, match="generator takes 3 classes but the discriminator 4"):
