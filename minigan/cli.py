@@ -338,8 +338,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if labels is None:
             save_sample_grid(images, out)
         else:
-            rows, width = _class_rows(images, labels)
-            save_sample_grid(rows, out, ncols=width)
+            rows, width, row_labels = _class_rows(images, labels)
+            save_sample_grid(rows, out, ncols=width, row_labels=[gan.class_names[k] for k in row_labels])
     else:
         from .datasets import from_tanh_range, save_png
 
@@ -397,9 +397,10 @@ def _label_summary(gan: Any, labels: Any) -> str:
     return f"classes {', '.join(f'{names[k]} (x{counts[k]})' for k in order[:12])}{more}, in that order"
 
 
-def _class_rows(images: Any, labels: Any) -> tuple[Any, int]:
+def _class_rows(images: Any, labels: Any) -> tuple[Any, int, list[int]]:
     """Images laid out one grid row per run of equal labels, short rows padded with blank
-    cells: returns the padded uint8 images and the row length, for ``save_sample_grid``."""
+    cells: returns the padded uint8 images, the row length and each row's label, for
+    ``save_sample_grid``."""
     import numpy as np
 
     from .plots import to_uint8
@@ -410,7 +411,7 @@ def _class_rows(images: Any, labels: Any) -> tuple[Any, int]:
     width = max(len(block) for block in blocks)
     blank = np.full((1, *pixels.shape[1:]), 128, dtype=np.uint8)  # the grid's separator grey
     rows = [np.concatenate([block, np.repeat(blank, width - len(block), axis=0)]) for block in blocks]
-    return np.concatenate(rows), width
+    return np.concatenate(rows), width, [int(labels[start]) for start in starts]
 
 
 def _write_walk(gan: Any, args: argparse.Namespace, out: Path, labels: Any = None) -> int:

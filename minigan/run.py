@@ -427,7 +427,8 @@ def train(
 
         grid = gan.sample(len(fixed_noise), noise=fixed_noise, labels=fixed_labels)
         caption = f"iteration {gan.iteration}" + (", one row per class" if grid_columns else "")
-        save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png", ncols=grid_columns, label=caption)
+        save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png", ncols=grid_columns, label=caption,
+                         row_labels=gan.class_names if grid_columns else None)
         if log is not None:
             log.flush()
             _write_loss_plot(run, gan.objective.score_kind)

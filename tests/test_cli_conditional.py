@@ -41,7 +41,8 @@ def test_a_conditional_run_on_a_class_folder(shapes):
     from PIL import Image
 
     with Image.open(shapes / "run" / "samples" / "iter_000004.png") as grid:  # 8 per row, one row per class
-        assert grid.size == (3 * (8 * 10 + 2), 3 * (3 * 10 + 2) + 18)
+        width, height = grid.size
+    assert width > 3 * (8 * 10 + 2) and height == 3 * (3 * 10 + 2) + 18  # the class names left of the rows
     one = ok(minigan("sample", "--checkpoint", "run", "--label", "ring", "--n", 5, "--seed", 0, "--out", "ring.npy",
                      cwd=shapes))
     assert "wrote 5 samples of class ring to ring.npy" in one.stdout

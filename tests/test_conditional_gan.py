@@ -220,10 +220,22 @@ def test_a_conditional_run_records_its_classes_and_its_class_grid(tmp_path):
     np.testing.assert_array_equal(fixed_noise[:8], fixed_noise[8:16])
     from PIL import Image
 
+    from minigan.plots import CAPTION_HEIGHT, to_uint8
+
     with Image.open(tmp_path / "run" / "samples" / "iter_000002.png") as grid:
-        width, height = grid.size
-    # 8 columns and 3 rows of 4x4 images (2-pixel separators) scaled 3x, under an 18-pixel caption
-    assert (width, height) == (3 * (8 * 6 + 2), 3 * (3 * 6 + 2) + 18)
+        pixels = np.asarray(grid.convert("L"))
+    # 8 columns and 3 rows of 4x4 images (2-pixel separators) scaled 3x, under the caption, right of the names
+    grid_width = 3 * (8 * 6 + 2)
+    band = pixels.shape[1] - grid_width
+    assert band > 0 and pixels.shape[0] == CAPTION_HEIGHT + 3 * (3 * 6 + 2)
+    drawn = gan.sample(24, noise=fixed_noise, labels=fixed_labels)  # what the last grid shows
+    for row in range(3):
+        top = CAPTION_HEIGHT + 3 * (2 + row * 6)
+        assert (pixels[top:top + 12, :band] < 128).any()  # the class name, beside its row
+        for column in range(8):
+            left = band + 3 * (2 + column * 6)
+            cell = pixels[top:top + 12:3, left:left + 12:3]
+            np.testing.assert_array_equal(cell, to_uint8(drawn[row * 8 + column]))
 
 
 @pytest.mark.slow
