@@ -306,3 +306,21 @@ def test_bad_labels_get_clear_errors_at_every_entry_point():
         LabelConcat(3, 2, embedding_dim=0)
     with pytest.raises(RuntimeError, match="before forward"):
         Projection(3, 2).backward(np.zeros((2, 1), dtype=np.float32))
+
+
+def test_backward_without_input_gradient_stops_at_the_first_layer_with_parameters():
+    """A one-hot code has no parameters: a backward without the input gradient skips it (and
+    the first Dense's input gradient), with the same parameter gradients."""
+    model = DISCRIMINATORS["one-hot"]()
+    x = _x((7, 5))
+    model.forward(x, LABELS)
+    grad = _x((7, 1), seed=8)
+    full = model.backward(grad, accumulate=False)
+    reference = {k: v.copy() for k, v in model.grads.items()}
+    calls = []
+    original = model.layers[0].backward_unchecked
+    model.layers[0].backward_unchecked = lambda *a, **k: calls.append(a) or original(*a, **k)
+    assert model.backward(grad, accumulate=False, input_grad=False) is None
+    assert calls == [] and full.shape == (7, 5)
+    for key, value in model.grads.items():
+        np.testing.assert_array_equal(value, reference[key])
