@@ -283,3 +283,17 @@ def test_conditional_metrics_on_real_digits():
     with pytest.raises(ValueError, match="conditional GAN"):
         conditional_samples(mg.GAN(mlp_generator(4, (28, 28), hidden=(8,)), mlp_discriminator(hidden=(8,)),
                                    latent_dim=4), 10)
+
+
+@pytest.mark.docs
+def test_the_readme_conditional_example_runs(tmp_path, monkeypatch):
+    from pathlib import Path
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## A conditional GAN"):]
+    block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    assert "iterations=2000" in block
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block.replace("iterations=2000", "iterations=3"), "README.md", "exec"), {"__name__": "readme"})
+    assert (tmp_path / "runs" / "cgan-api" / "checkpoint.npz").exists()
