@@ -292,6 +292,9 @@ def build_gan(settings: dict[str, Any] | None = None) -> GAN:
         raise ValueError("a conditional GAN needs num_classes (the number of classes of its data's labels)")
     else:
         num_classes = check_int(num_classes, "num_classes", minimum=1)
+        if s["g_conditioning"] == "batchnorm" and s["architecture"] == "mlp" and not s["g_batchnorm"]:
+            raise ValueError("g_conditioning='batchnorm' (--g-conditioning batchnorm) makes G's BatchNorm layers "
+                             "conditional, and g_batchnorm=false leaves G without any; choose one-hot or embedding")
     g_conditioned = {"num_classes": num_classes, "conditioning": s["g_conditioning"]} if num_classes else {}
     d_conditioned = {"num_classes": num_classes, "conditioning": s["d_conditioning"]} if num_classes else {}
     init_rng = np.random.default_rng([s["seed"], 1])
