@@ -133,12 +133,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         schedule = {k: settings[k] for k in ("iterations", "epochs", "batch_size", "sample_every",
                                              "checkpoint_every", "eval_every")}
         gan, record, data_settings = None, {"settings": settings}, settings
-    images, labels = _load_training_data(source, bool(data_settings.get("color")), data_settings.get("resize"))
+    conditional = bool(data_settings.get("conditional"))
+    images, labels, class_names = _load_training_data(source, bool(data_settings.get("color")),
+                                                      data_settings.get("resize"), labelled=conditional)
     if gan is None:
         from .models import build_gan
 
-        gan = build_gan({**record["settings"], "image_shape": list(images.shape[1:])})
-    print(f"training on {source}: {len(images)} images of {tuple(images.shape[1:])}; run directory {out}")
+        classes = {"num_classes": len(class_names), "class_names": class_names} if conditional else {}
+        gan = build_gan({**record["settings"], "image_shape": list(images.shape[1:]), **classes})
+    elif conditional and gan.class_names != class_names:
+        raise ValueError(f"--resume: the run in {out} was trained on the classes {gan.class_names}, but {source} "
+                         f"now has {class_names}; resume with the run's own data")
+    in_classes = ""
+    if conditional:
+        from .conditional.labels import describe_classes
+
+        in_classes = f" in {len(class_names)} classes ({describe_classes(class_names)}), conditional"
+    print(f"training on {source}: {len(images)} images of {tuple(images.shape[1:])}{in_classes}; run directory {out}")
     size = gan.checkpoint_nbytes()
     print(f"generator {gan.generator.num_params():,} parameters, discriminator {gan.discriminator.num_params():,}; "
           f"a checkpoint takes {_megabytes(size)}")
@@ -161,21 +172,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_training_data(source: str, color: bool, resize: Any) -> tuple[Any, Any]:
-    """The images (and labels) of ``source``; colour images trained as grey get a note."""
+def _load_training_data(source: str, color: bool, resize: Any, labelled: bool = False) -> tuple[Any, Any, Any]:
+    """The images, labels and class names of ``source`` (``labelled``: a conditional run,
+    which needs labels: :func:`minigan.datasets.load_labelled`; else the names are None);
+    colour images trained as grey get a note."""
     import numpy as np
 
-    from .datasets import dataset_names, load
+    from .datasets import dataset_names, load, load_labelled
     from .datasets.images import conform_images
     from .settings import BY_NAME
 
     size = None if resize is None else tuple(BY_NAME["resize"].validate(resize))
+
+    def read(color_mode: str) -> tuple[Any, Any, Any]:
+        if labelled:
+            return load_labelled(source, color=color_mode, resize=size)
+        return (*load(source, color=color_mode, resize=size), None)
+
     if color or source in dataset_names():
-        return load(source, color="rgb" if color else "grey", resize=size)
-    images, labels = load(source, color="rgb", resize=size)
+        return read("rgb" if color else "grey")
+    images, labels, names = read("rgb")
     if not (np.array_equal(images[..., 0], images[..., 1]) and np.array_equal(images[..., 0], images[..., 2])):
         print("note: the images are in colour; training on their grey luma (pass --color to keep the colour)")
-    return conform_images(images, color="grey"), labels
+    return conform_images(images, color="grey"), labels, names
 
 
 def _megabytes(nbytes: int) -> str:
@@ -245,7 +264,12 @@ def _add_sample(sub: Any) -> None:
                     "(--out FILE.npy), or one PNG per image (--out FOLDER, --format png). With --walk, a latent "
                     "walk: rows of images along paths between random noise vectors, as a grid and a GIF.")
     p.add_argument("--checkpoint", required=True, help="run directory or checkpoint.npz")
-    p.add_argument("--n", type=int, default=None, help="how many images (default 64), or paths with --walk (default 8)")
+    p.add_argument("--n", type=int, default=None,
+                   help="how many images (default 64; for a conditional run 8 per class asked for), or paths with "
+                        "--walk (default 8; conditional: one per class asked for)")
+    p.add_argument("--label", nargs="+", action="extend", default=None, metavar="K",
+                   help="conditional runs: the class(es) to generate, by name or number (e.g. --label 7, --label 3 "
+                        "7); the images are split evenly among them, one grid row per class. Default: every class")
     p.add_argument("--seed", type=int, default=None, help="noise seed (default: fresh)")
     p.add_argument("--out", required=True, help="FILE.png (a grid), FILE.npy (n, height, width[, 3]) or a FOLDER")
     p.add_argument("--format", choices=SAMPLE_FORMATS, default=None,
@@ -283,13 +307,27 @@ def cmd_sample(args: argparse.Namespace) -> int:
     kind = _sample_format(out, args.format)
     if args.walk and kind != "grid":
         raise ValueError(f"--walk writes FILE.png and FILE.gif; give --out FILE.png, got {out}")
-    if args.n is None:
-        args.n = 8 if args.walk else 64
     _import_modules(args.imports)
     gan = load_gan(args.checkpoint, models_only=True)
+    classes = _requested_classes(gan, args.label)
+    if args.n is None:
+        args.n = (8 if args.walk else 64) if classes is None else (1 if args.walk else 8) * len(classes)
+    from ._validation import check_int
+
+    check_int(args.n, "n", minimum=1)
+    labels = None if classes is None else classes[(np.arange(args.n) * len(classes)) // args.n]
+    if classes is not None and not args.label:
+        from .conditional.labels import describe_classes
+
+        low, high = args.n // len(classes), -(-args.n // len(classes))
+        per = str(low) if low == high else f"{low} or {high}"
+        noun = "path" if args.walk else "image"
+        print(f"note: this run is conditional ({len(classes)} classes: {describe_classes(gan.class_names)}) and no "
+              f"--label was given: sampling every class evenly, {per} {noun}{'' if per == '1' else 's'} each, in "
+              "class order (--label K for class K)")
     if args.walk:
-        return _write_walk(gan, args, out)
-    images = gan.sample(args.n, seed=args.seed, ema=args.ema).astype(np.float32)
+        return _write_walk(gan, args, out, labels)
+    images = gan.sample(args.n, seed=args.seed, ema=args.ema, labels=labels).astype(np.float32)
     if kind == "npy":
         from .serialization import atomic_file
 
@@ -298,31 +336,98 @@ def cmd_sample(args: argparse.Namespace) -> int:
     elif kind == "grid":
         from .plots import save_sample_grid
 
-        save_sample_grid(images, out)
+        if labels is None:
+            save_sample_grid(images, out)
+        else:
+            rows, width, row_labels = _class_rows(images, labels)
+            save_sample_grid(rows, out, ncols=width, row_labels=[gan.class_names[k] for k in row_labels])
     else:
         from .datasets import from_tanh_range, save_png
 
         width = len(str(args.n - 1))
         for index, image in enumerate(from_tanh_range(images)):
-            save_png(out / f"sample_{index:0{width}d}.png", image)
+            suffix = "" if labels is None else f"_label{labels[index]}"
+            save_png(out / f"sample_{index:0{width}d}{suffix}.png", image)
     noun = "sample" if args.n == 1 else "samples"
     where = f"{out}{os.sep}sample_*.png" if kind == "png" else str(out)
-    print(f"wrote {args.n} {noun} to {where}")
+    of = "" if labels is None else " of " + _label_summary(gan, labels)
+    print(f"wrote {args.n} {noun}{of} to {where}")
     return 0
 
 
-def _write_walk(gan: Any, args: argparse.Namespace, out: Path) -> int:
+def _requested_classes(gan: Any, requested: Sequence[str] | None) -> Any:
+    """The classes a ``sample`` call asks for: the ``--label`` values as labels (int64), every
+    class of a conditional run without them, None for an unconditional run."""
+    import numpy as np
+
+    if not gan.conditional:
+        if requested:
+            raise ValueError(f"--label {' '.join(requested)}: this run is not conditional (it was trained without "
+                             "--conditional), so it cannot be asked for a class; leave --label out, or train a "
+                             "conditional run with minigan train --conditional")
+        return None
+    if gan.num_classes is None:
+        raise ValueError("this run's generator takes labels but does not say how many classes it knows "
+                         "(its conditional layers declare no num_classes); sample it from Python with "
+                         "gan.sample(n, labels=...)")
+    if not requested:
+        return np.arange(gan.num_classes, dtype=np.int64)
+    from .conditional.labels import label_from_text
+
+    found = []
+    for text in requested:
+        try:
+            found.append(label_from_text(text, gan.class_names))
+        except ValueError as exc:
+            raise ValueError(f"--label: {exc}") from None
+    return np.asarray(found, dtype=np.int64)
+
+
+def _label_summary(gan: Any, labels: Any) -> str:
+    """``"class 7"`` or ``"classes 3 (x8), 7 (x8)"`` for a message."""
+    import numpy as np
+
+    names = gan.class_names
+    order = list(dict.fromkeys(int(k) for k in labels))
+    if len(order) == 1:
+        return f"class {names[order[0]]}"
+    counts = np.bincount(labels, minlength=len(names))
+    more = ", ..." if len(order) > 12 else ""
+    if len({int(counts[k]) for k in order}) == 1:
+        return f"classes {', '.join(names[k] for k in order[:12])}{more} ({counts[order[0]]} each, in that order)"
+    return f"classes {', '.join(f'{names[k]} (x{counts[k]})' for k in order[:12])}{more}, in that order"
+
+
+def _class_rows(images: Any, labels: Any) -> tuple[Any, int, list[int]]:
+    """Images laid out one grid row per run of equal labels, short rows padded with blank
+    cells: returns the padded uint8 images, the row length and each row's label, for
+    ``save_sample_grid``."""
+    import numpy as np
+
+    from .plots import to_uint8
+
+    pixels = to_uint8(images)
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    blocks = np.split(pixels, starts[1:])
+    width = max(len(block) for block in blocks)
+    blank = np.full((1, *pixels.shape[1:]), 128, dtype=np.uint8)  # the grid's separator grey
+    rows = [np.concatenate([block, np.repeat(blank, width - len(block), axis=0)]) for block in blocks]
+    return np.concatenate(rows), width, [int(labels[start]) for start in starts]
+
+
+def _write_walk(gan: Any, args: argparse.Namespace, out: Path, labels: Any = None) -> int:
     from .plots import add_caption, image_grid, save_progress_gif, save_sample_grid, upscale
 
     walks = args.n
-    images = gan.latent_walk(walks, args.steps, seed=args.seed, ema=args.ema)
+    images = gan.latent_walk(walks, args.steps, seed=args.seed, ema=args.ema, labels=labels)
     flat = images.reshape((walks * args.steps, *images.shape[2:]))
     save_sample_grid(flat, out, ncols=args.steps)
     frames = [add_caption(upscale(image_grid(images[:, step]), 3), f"step {step + 1} of {args.steps}")
               for step in range(args.steps)]
     gif = out.with_suffix(".gif")
     save_progress_gif(frames + frames[-2:0:-1], gif, duration_ms=150, final_hold_ms=150)  # there and back
-    print(f"wrote a latent walk of {walks} path{'s' if walks != 1 else ''} x {args.steps} steps to {out} and {gif}")
+    of = "" if labels is None else " (" + _label_summary(gan, labels) + ")"
+    print(f"wrote a latent walk of {walks} path{'s' if walks != 1 else ''}{of} x {args.steps} steps to {out} and {gif}")
     return 0
 
 
@@ -354,9 +459,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if doubt:
         print(f"warning: {doubt}; the classifier FID and the classes covered measure likeness to MNIST digits "
               "(the built-in digit classifier), not quality on that data", file=sys.stderr)
-    result = evaluate_samples(gan.sample(args.n, seed=args.seed, ema=args.ema))
+    labels = None
+    if gan.conditional:
+        if gan.num_classes is None:
+            raise ValueError("this run's networks take labels but do not say how many classes they know; "
+                             "evaluate it from Python with minigan.conditional.metrics")
+        from .conditional.labels import even_labels
+
+        labels = even_labels(args.n, gan.num_classes)
+    images = gan.sample(args.n, seed=args.seed, ema=args.ema, labels=labels)
+    result = evaluate_samples(images)
     weights = "the moving average of G's weights" if args.ema and gan.generator_ema is not None else "G's last weights"
-    print(f"run: {args.checkpoint} (iteration {gan.iteration}), {args.n} samples, seed {args.seed}, {weights}")
+    spread = "" if labels is None else f" spread evenly over the {gan.num_classes} classes"
+    print(f"run: {args.checkpoint} (iteration {gan.iteration}), {args.n} samples{spread}, seed {args.seed}, {weights}")
     rows = [
         ("classifier FID", f"{result['classifier_fid']:.2f}",
          f"(real vs real {result['fid_real_vs_real']:.2f}, noise {result['fid_noise']:.1f})"),
@@ -366,9 +481,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ]
     for name, value, note in rows:
         print(f"  {name:<16} {value:<24} {note}")
+    if labels is not None:
+        conditional = _evaluate_classes(gan, images, labels, doubt)
+        if conditional is not None:
+            result["conditional"] = conditional
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def _evaluate_classes(gan: Any, images: Any, labels: Any, doubt: str | None) -> dict[str, Any] | None:
+    """Print (and return) a conditional run's label accuracy and per-class FID; None, with a
+    note, when its classes are not the ten digits (the classifier reads only those)."""
+    from .conditional.labels import default_class_names
+    from .conditional.metrics import evaluate_conditional
+
+    if gan.class_names != default_class_names(10):
+        print(f"  label accuracy   not measured: the built-in classifier reads the digits 0 .. 9, and this run's "
+              f"classes are {gan.num_classes} others")
+        return None
+    found = evaluate_conditional(images, labels)
+    accuracy, fids = found["label_accuracy"], found["per_class_fid"]
+    per_class = images.shape[0] // gan.num_classes
+    print(f"  label accuracy   {accuracy['mean']:.3f} mean over the classes, worst {accuracy['worst']:.3f} "
+          f"(class {accuracy['worst_class']}): the share of images made for label k that the classifier reads as k"
+          + (" (the data may not be digits: read with care)" if doubt else ""))
+    print(f"  per class        {'class':>5} {'accuracy':>9} {'FID':>7}   (FID: ~{per_class} samples of the class "
+          "vs its 500 real digits)")
+    for k in range(gan.num_classes):
+        print(f"  {'':<16} {k:>5} {accuracy['per_class'][k]:>9.3f} {fids[k]:>7.2f}")
+    print(f"  {'':<16} {'mean':>5} {accuracy['mean']:>9.3f} {found['mean_class_fid']:>7.2f}")
+    return found
 
 
 def _not_digits(record: dict[str, Any]) -> str | None:
@@ -419,7 +562,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "g_lr": (config.get("g_optimizer") or {}).get("lr", config.get("lr")),
         "d_lr": (config.get("d_optimizer") or {}).get("lr", config.get("lr")),
         "d_steps": config.get("d_steps"), "ema_decay": config.get("ema_decay"), "seed": config.get("seed"),
-        "dtype": config.get("dtype"),
+        "dtype": config.get("dtype"), "conditional": _classes_text(config),
         "loss terms": ", ".join(
             f"{t.get('class')}({', '.join(f'{k}={v}' for k, v in (t.get('config') or {}).items())})"
             for t in (config.get("discriminator_terms") or []) + (config.get("generator_terms") or [])
@@ -451,6 +594,22 @@ def cmd_info(args: argparse.Namespace) -> int:
                 over = f" over {sessions} sessions" if sessions > 1 else ""
                 print(f"  speed            {rate:.1f} it/s{over} (training time; writing included)")
     return 0
+
+
+def _classes_text(config: dict[str, Any]) -> str | None:
+    """``"yes, 10 classes: 0 .. 9 (D: projection)"`` for a conditional run's record, else None."""
+    if not config.get("conditional"):
+        return None
+    names = config.get("class_names")
+    if not isinstance(names, list) or not names:
+        return "yes (the number of classes is not recorded)"
+    from .conditional.labels import describe_classes
+
+    settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
+    parts = [f"{net}: {settings[key]}" for net, key in (("G", "g_conditioning"), ("D", "d_conditioning"))
+             if settings.get(key)]
+    how = f" ({', '.join(parts)})" if parts else ""
+    return f"yes, {len(names)} classes: {describe_classes(names, limit=32)}{how}"
 
 
 def build_parser() -> argparse.ArgumentParser:

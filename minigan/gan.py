@@ -18,6 +18,7 @@ import numpy as np
 
 from . import kernels as K
 from ._validation import check_float_array, check_int, check_real, describe
+from .conditional.labels import check_class_names, check_labels, default_class_names
 from .errors import TrainingDiverged
 from .model import Sequential
 from .objectives import Objective, make_objective, objective_config
@@ -74,6 +75,10 @@ class GAN:
     discriminator_terms, generator_terms : sequences of terms
         Extra loss terms (see :mod:`minigan.terms`), e.g. ``[terms.R1Penalty(10.0, every=16)]``.
         ``discriminator_terms`` afterwards also lists the objective's own terms, first.
+    class_names : list of str, optional
+        For a conditional GAN: the name of each class, in label order (recorded with a
+        run, shown by ``minigan info`` and accepted by ``minigan sample --label NAME``).
+        Default: the classes' numbers.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class GAN:
         image_shape: Sequence[int] | None = None,
         discriminator_terms: Iterable[DiscriminatorTerm] = (),
         generator_terms: Iterable[GeneratorTerm] = (),
+        class_names: Sequence[str] | None = None,
     ) -> None:
         for name, net in (("generator", generator), ("discriminator", discriminator)):
             if not isinstance(net, Sequential):
@@ -138,6 +144,8 @@ class GAN:
         for term in self.discriminator_terms:
             term.check_discriminator(discriminator)
         self.generator_terms = _check_terms(generator_terms, GeneratorTerm, "generator_terms")
+        self.num_classes = _num_classes(generator, discriminator)
+        self.class_names = class_names
         self.iteration = 0
         if ema_decay is not None:
             ema_decay = check_real(ema_decay, "ema_decay", minimum=0.0, maximum=1.0, max_inclusive=False)
@@ -161,6 +169,21 @@ class GAN:
     def conditional(self) -> bool:
         """True when the generator or the discriminator takes a condition (labels)."""
         return self.generator.uses_condition or self.discriminator.uses_condition
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The classes' names in label order (a conditional GAN with a known number of
+        classes; default their numbers), else None."""
+        if self.num_classes is None:
+            return None
+        return self._class_names or default_class_names(self.num_classes)
+
+    @class_names.setter
+    def class_names(self, names: Sequence[str] | None) -> None:
+        if names is not None and self.num_classes is None:
+            raise ValueError("class_names are for a conditional GAN whose layers declare num_classes; "
+                             f"this GAN's networks take no labels, got {describe(names)}")
+        self._class_names = None if names is None else check_class_names(names, self.num_classes)
 
     @property
     def log_names(self) -> tuple[str, ...]:
@@ -345,6 +368,14 @@ class GAN:
             if net.uses_condition:
                 net.check_condition(labels, n, name)
 
+    def _sample_labels(self, labels: Any, n: int) -> np.ndarray | None:
+        """``labels`` for :meth:`sample`: one class (an int) for all ``n`` images, or one per image."""
+        if labels is None:
+            return None
+        if isinstance(labels, (int, np.integer)) and not isinstance(labels, bool):
+            labels = np.full(n, int(labels), dtype=np.int64)
+        return check_labels(labels, n, self.num_classes, name="labels")
+
     # ------------------------------------------------------------------
     def sample(self, n: int, *, seed: int | None = None, noise: np.ndarray | None = None,
                labels: np.ndarray | None = None, batch_size: int = 1000, ema: bool = True) -> np.ndarray:
@@ -357,8 +388,10 @@ class GAN:
             Seed of the noise (the GAN's own random stream is not touched).
         noise : ndarray (n, latent_dim), optional
             Use these noise vectors instead.
-        labels : ndarray (n,) of int, optional
-            The classes to generate, for a conditional generator.
+        labels : int or ndarray (n,) of int, optional
+            The classes to generate, for a conditional generator: one class for every
+            image, or one per image (:func:`minigan.conditional.even_labels` spreads
+            ``n`` images evenly over the classes).
         ema : bool
             Use ``generator_ema`` (the moving average of G's weights) when the GAN keeps
             one (the default); ``False``: the live generator.
@@ -377,6 +410,8 @@ class GAN:
         if not isinstance(ema, (bool, np.bool_)):
             raise TypeError(f"ema must be True or False, got {describe(ema)}")
         G = self.generator_ema if ema and self.generator_ema is not None else self.generator
+        if self.conditional:
+            labels = self._sample_labels(labels, n)
         if G.uses_condition or labels is not None:
             G.check_condition(labels, n, "labels")
         was_training = G.training
@@ -405,8 +440,8 @@ class GAN:
             Number of paths and images per path (``steps >= 2``: the two ends included).
         seed : int, optional
             Seed of the end points.
-        labels : ndarray (walks,) of int, optional
-            One class per path, for a conditional generator.
+        labels : int or ndarray (walks,) of int, optional
+            One class for every path, or one per path, for a conditional generator.
 
         Returns
         -------
@@ -423,6 +458,8 @@ class GAN:
             slerp = (np.sin((1 - t) * angle) * start[:, None] + np.sin(t * angle) * end[:, None]) / np.sin(angle)
         lerp = (1 - t) * start[:, None] + t * end[:, None]  # where the ends (nearly) coincide
         path = np.where(angle > 1e-6, slerp, lerp).reshape(walks * steps, self.latent_dim).astype(self.dtype)
+        if self.conditional:
+            labels = self._sample_labels(labels, walks)
         per_image = None if labels is None else np.repeat(np.asarray(labels), steps)
         images = self.sample(walks * steps, noise=path, labels=per_image, ema=ema)
         return images.reshape((walks, steps, *self.image_shape))
@@ -595,6 +632,23 @@ class GAN:
         """True when no parameter of G or D is NaN or inf."""
         return all(K.all_finite(p.value.reshape(-1))
                    for net in (self.generator, self.discriminator) for p in net.parameters())
+
+
+def _num_classes(generator: Sequential, discriminator: Sequential) -> int | None:
+    """The number of classes the networks' conditional layers declare (``num_classes``),
+    checked to agree; None when none declares one."""
+    found = {}
+    for name, net in (("generator", generator), ("discriminator", discriminator)):
+        counts = {int(layer.num_classes) for layer in net.layers
+                  if layer.uses_condition and isinstance(getattr(layer, "num_classes", None), (int, np.integer))}
+        if len(counts) > 1:
+            raise ValueError(f"the {name}'s conditional layers take different numbers of classes: {sorted(counts)}")
+        if counts:
+            found[name] = counts.pop()
+    if len(set(found.values())) > 1:
+        raise ValueError(f"the generator takes {found['generator']} classes but the discriminator "
+                         f"{found['discriminator']}; build both for the same number of classes")
+    return next(iter(found.values()), None)
 
 
 def _check_terms(terms: Iterable[Any], kind: type, name: str) -> list[Any]:

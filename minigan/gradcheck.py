@@ -129,6 +129,7 @@ def gradcheck(
     x: np.ndarray,
     *,
     labels: Any = None,
+    condition: Any = None,
     eps: float = 1e-6,
     rtol: float = 1e-6,
     atol: float = 1e-8,
@@ -149,6 +150,10 @@ def gradcheck(
         The input (for a loss, the prediction). Converted to float64.
     labels : array-like or float, optional
         The target of a loss.
+    condition : ndarray (N,), optional
+        For a layer (or Sequential) that ``uses_condition``: the condition given to
+        every forward pass, e.g. integer class labels. It is held fixed: only ``x``
+        and the parameters are perturbed.
     eps : float
         Finite-difference step.
     rtol, atol : float
@@ -170,8 +175,12 @@ def gradcheck(
     x = check_float_array(np.asarray(x, dtype=np.float64) if isinstance(x, np.ndarray) else x, "x").astype(np.float64)
     report = GradcheckReport()
 
+    if condition is not None and not (isinstance(target, Layer) and target.uses_condition):
+        raise ValueError(f"condition is for a layer that uses one (uses_condition), got {describe(target)}")
     if isinstance(target, Layer):
-        report = _check_layer(target, x, eps, rtol, atol, seed)
+        if target.uses_condition:
+            _check_condition_for(target, x, condition)
+        report = _check_layer(target, x, eps, rtol, atol, seed, condition)
     elif isinstance(target, Loss) or hasattr(target, "backward") and hasattr(target, "forward"):
         if labels is None:
             raise ValueError("labels must be given to check a loss: gradcheck(loss, pred, labels=target)")
@@ -202,7 +211,17 @@ def gradcheck(
     return report
 
 
-def _check_layer(layer: Layer, x: np.ndarray, eps: float, rtol: float, atol: float, seed: int) -> GradcheckReport:
+def _check_condition_for(layer: Layer, x: np.ndarray, condition: Any) -> None:
+    if condition is None:
+        raise ValueError(f"{layer!r} uses a condition: pass condition= (e.g. integer labels, one per row of x)")
+    if not isinstance(condition, np.ndarray) or condition.ndim < 1 or condition.shape[0] != x.shape[0]:
+        raise ValueError(f"condition must be an array with one entry per row of x ({x.shape[0]}), "
+                         f"got {describe(condition)}")
+    layer.validate_condition(condition, "condition")
+
+
+def _check_layer(layer: Layer, x: np.ndarray, eps: float, rtol: float, atol: float, seed: int,
+                 condition: Any = None) -> GradcheckReport:
     layer = layer.astype(np.float64)  # a private float64 copy: the caller's layer is untouched
     generators = _generators(layer)
     rng_states = [g.bit_generator.state for g in generators]
@@ -214,7 +233,7 @@ def _check_layer(layer: Layer, x: np.ndarray, eps: float, rtol: float, atol: flo
             g.bit_generator.state = s
         for k, v in buffers.items():
             layer.buffers[k][...] = v
-        return layer.forward(x)
+        return layer.forward(x, condition) if layer.uses_condition else layer.forward(x)
 
     y = run_forward()
     projection = np.random.default_rng(seed).standard_normal(y.shape)

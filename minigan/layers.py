@@ -77,6 +77,10 @@ class Layer:
         True for a layer that also takes a condition (e.g. class labels):
         ``forward(x, condition)`` and ``forward_unchecked(x, condition)``, with the
         condition an array whose first axis has the batch's length.
+    ``validate_condition(condition, name)``
+        Raise a clear error unless ``condition`` fits the layer (e.g. labels within its
+        number of classes); Sequential calls it once at the model's boundary, before
+        the unchecked passes index anything by the condition. Nothing by default.
     ``cache_state()`` / ``restore_cache(state)``
         What ``backward`` needs from the last ``forward``, taken out and put back,
         so that two forward passes can share one backward later (the GAN loop does
@@ -198,6 +202,9 @@ class Layer:
         if hasattr(clone, "dtype"):
             clone.dtype = dtype
         return clone
+
+    def validate_condition(self, condition: Any, name: str = "condition") -> None:
+        """Raise a clear error unless ``condition`` fits this layer (see the class docstring)."""
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments as JSON-compatible values (see the class docstring)."""
@@ -804,6 +811,15 @@ BUILTIN_LAYERS: dict[str, type[Layer]] = {
 }
 
 
+def builtin_layers() -> dict[str, type[Layer]]:
+    """Every layer minigan ships, by class name: :data:`BUILTIN_LAYERS` and the conditional
+    layers of :mod:`minigan.conditional.layers` (imported here, not at the top: they
+    build on :class:`Layer`)."""
+    from .conditional.layers import CONDITIONAL_LAYERS
+
+    return {**BUILTIN_LAYERS, **CONDITIONAL_LAYERS}
+
+
 #: Layer classes of your own registered with :func:`register_layer`, by class name.
 REGISTERED_LAYERS: dict[str, type[Layer]] = {}
 
@@ -814,7 +830,7 @@ def register_layer(cls: type[Layer]) -> type[Layer]:
     ``minigan ... --import your_module``). The class must implement ``get_config``."""
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise TypeError(f"register_layer takes a Layer subclass, got {cls!r}")
-    if cls.__name__ in BUILTIN_LAYERS:
+    if cls.__name__ in builtin_layers():
         raise ValueError(f"{cls.__name__} is the name of a built-in layer; give your class another name")
     REGISTERED_LAYERS[cls.__name__] = cls
     return cls
@@ -838,7 +854,7 @@ def layer_from_config(spec: Any, custom_layers: dict[str, type[Layer]] | None = 
     """
     if not isinstance(spec, dict) or not isinstance(spec.get("class"), str) or not isinstance(spec.get("config"), dict):
         raise ValueError(f"a layer spec must be a dict with 'class' (str) and 'config' (dict), got {spec!r:.80}")
-    classes = {**BUILTIN_LAYERS, **REGISTERED_LAYERS, **(custom_layers or {})}
+    classes = {**builtin_layers(), **REGISTERED_LAYERS, **(custom_layers or {})}
     name = spec["class"]
     if name not in classes:
         raise ValueError(

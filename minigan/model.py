@@ -232,6 +232,13 @@ class Sequential(Layer):
             raise ValueError(f"this model is conditional ({', '.join(users)}): pass {name}= with one entry per row")
         if not isinstance(condition, np.ndarray) or condition.ndim < 1 or condition.shape[0] != n:
             raise ValueError(f"{name} must be an array with one entry per row ({n}), got {describe(condition)}")
+        self.validate_condition(condition, name)
+
+    def validate_condition(self, condition: Any, name: str = "condition") -> None:
+        """Every conditional layer's check of ``condition`` (a model nested in another)."""
+        for layer in self.layers:
+            if layer.uses_condition:
+                layer.validate_condition(condition, name)
 
     def forward_unchecked(self, x: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray:
         """:meth:`forward` without the checks, for callers that validated ``x`` (and the
@@ -298,12 +305,18 @@ class Sequential(Layer):
         self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD, input_grad: bool = True
     ) -> np.ndarray | None:
         """:meth:`backward` without the checks; ``grad_mode`` is ``kernels.GRAD_ADD``,
-        ``GRAD_WRITE`` or ``GRAD_SKIP`` (see :class:`~minigan.layers.Layer`)."""
+        ``GRAD_WRITE`` or ``GRAD_SKIP`` (see :class:`~minigan.layers.Layer`).
+
+        Without ``input_grad`` the pass stops at the first layer that has parameters:
+        below it no gradient is needed (e.g. a conditional generator's label code,
+        joined to the noise by a layer without parameters)."""
         g: np.ndarray | None = grad_y
-        for index in range(len(self._steps) - 1, -1, -1):
+        stop = 0 if input_grad else self._first_trainable_step()
+        for index in range(len(self._steps) - 1, stop - 1, -1):
             layer, activation = self._steps[index]
             if layer.fuses_activation:
-                g = layer.backward_unchecked(g, grad_mode, activation, input_grad or index > 0)  # type: ignore[call-arg]
+                g = layer.backward_unchecked(g, grad_mode, activation,  # type: ignore[call-arg]
+                                             input_grad or index > stop)
             else:
                 g = layer.backward_unchecked(g, grad_mode)
                 if index in self._custom_input_shapes:
@@ -315,6 +328,13 @@ class Sequential(Layer):
                         )
                     g = np.ascontiguousarray(g)
         return g
+
+    def _first_trainable_step(self) -> int:
+        """The index of the first step (a layer, or a fused pair) that has parameters."""
+        for index, (layer, activation) in enumerate(self._steps):
+            if layer.params or (activation is not None and activation.params):
+                return index
+        return len(self._steps)
 
     # -- second order (gradient penalties; see minigan.layers.Layer) --------------
     def _input_shape_of_custom(self, layer_index: int) -> tuple[int, ...] | None:

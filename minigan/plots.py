@@ -133,6 +133,7 @@ def save_sample_grid(
     scale: int = 3,
     padding: int = 2,
     label: str | None = None,
+    row_labels: Sequence[str] | None = None,
 ) -> Path:
     """Write a grid of samples as a PNG file, atomically.
 
@@ -151,6 +152,9 @@ def save_sample_grid(
         Separator width in pixels before scaling.
     label : str, optional
         A caption (e.g. ``"iteration 500"``) written in a white band above the grid.
+    row_labels : sequence of str, optional
+        One name per row (a conditional GAN's classes), written in a white band left of
+        the grid (:func:`add_row_labels`).
 
     Returns
     -------
@@ -158,6 +162,10 @@ def save_sample_grid(
         The path written.
     """
     picture = upscale(image_grid(images, ncols, padding=padding), scale)
+    if row_labels is not None:
+        height = images.shape[1]
+        rows = [(scale * (padding + r * (height + padding)), scale * height) for r in range(len(row_labels))]
+        picture = add_row_labels(picture, [str(t) for t in row_labels], rows)
     if label is not None:
         picture = add_caption(picture, str(label))
     path = Path(path)
@@ -184,6 +192,34 @@ def add_caption(picture: np.ndarray, text: str) -> np.ndarray:
     if picture.ndim == 3:
         caption = np.repeat(caption[:, :, None], picture.shape[2], axis=2)
     return np.concatenate([caption, picture], axis=0)
+
+
+#: Longest row label :func:`add_row_labels` writes (longer names are cut, with an ellipsis).
+ROW_LABEL_CHARACTERS = 16
+
+
+def add_row_labels(picture: np.ndarray, texts: Sequence[str], rows: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``picture`` (h, w[, 3]) uint8 with a white band on its left holding ``texts[r]`` in
+    black, centred on the rows ``rows[r] = (top, height)`` (pixels); the band is as wide
+    as the longest text (Pillow's built-in font)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if len(texts) != len(rows):
+        raise ValueError(f"give one row label per row: {len(texts)} labels for {len(rows)} rows")
+    try:
+        font = ImageFont.load_default(size=13)
+    except TypeError:  # Pillow < 10.1: one bitmap size
+        font = ImageFont.load_default()
+    shown = [t if len(t) <= ROW_LABEL_CHARACTERS else t[:ROW_LABEL_CHARACTERS - 1] + "\u2026" for t in texts]
+    width = int(max(font.getlength(t) for t in shown)) + 8 if shown else 0
+    band = Image.new("L", (width, picture.shape[0]), 255)
+    draw = ImageDraw.Draw(band)
+    for text, (top, height) in zip(shown, rows):
+        draw.text((width - 4, top + height // 2), text, fill=0, font=font, anchor="rm")
+    labels = np.asarray(band)
+    if picture.ndim == 3:
+        labels = np.repeat(labels[:, :, None], picture.shape[2], axis=2)
+    return np.concatenate([labels, picture], axis=1)
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:

@@ -149,7 +149,13 @@ class _StopRequest:
 
 
 def prepare_labels(labels: Any, n: int, gan: "GAN") -> np.ndarray | None:
-    """The condition of a conditional GAN: one integer label per image, shape (n,), int64."""
+    """The condition of a conditional GAN: one integer label per image, shape (n,), int64.
+
+    When the networks declare their number of classes (the built-in conditional
+    layers do), every label must lie below it and every class must have images.
+    """
+    from .conditional.labels import check_labels
+
     if labels is None:
         if gan.conditional:
             raise ValueError("this GAN is conditional: pass labels= (one integer label per image) to fit")
@@ -157,14 +163,7 @@ def prepare_labels(labels: Any, n: int, gan: "GAN") -> np.ndarray | None:
     if not gan.conditional:
         raise ValueError("labels were given but neither network takes a condition; build conditional "
                          "networks to use them, or leave labels out")
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"labels must be integers, got {describe(labels)}")
-    if labels.shape != (n,):
-        raise ValueError(f"labels must have one entry per image, shape ({n},), got {labels.shape}")
-    if labels.min() < 0:
-        raise ValueError(f"labels must be >= 0, got {int(labels.min())}")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    return check_labels(labels, n, gan.num_classes, every_class=True)
 
 
 def data_fingerprint(data: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
@@ -199,12 +198,14 @@ def run_record(gan: "GAN", schedule: dict[str, Any], fingerprint: dict[str, Any]
                extra: dict[str, Any] | None) -> dict[str, Any]:
     """What ``config.json`` holds (see the module docstring)."""
     described = gan.describe()
+    classes = {"num_classes": gan.num_classes, "class_names": gan.class_names} if gan.num_classes else {}
     return {
         **(extra or {}),
         **schedule,
         **described,
         "loss": gan.loss_name,
         "conditional": gan.conditional,
+        **classes,
         **describe_networks(gan),
         "data_fingerprint": fingerprint,
         "versions": ckpt.versions(),
@@ -213,7 +214,7 @@ def run_record(gan: "GAN", schedule: dict[str, Any], fingerprint: dict[str, Any]
 
 #: What a resumed run must share with its record (the schedule may change).
 _MUST_MATCH = ("objective", "g_optimizer", "d_optimizer", "d_steps", "ema_decay", "seed", "latent_dim", "image_shape",
-               "dtype", "discriminator_terms", "generator_terms", "generator", "discriminator")
+               "dtype", "discriminator_terms", "generator_terms", "generator", "discriminator", "class_names")
 
 
 def check_resumable(recorded: dict[str, Any], current: dict[str, Any], source: str) -> None:
@@ -297,6 +298,23 @@ def fixed_condition(labels: np.ndarray | None, n: int) -> np.ndarray | None:
     return classes[np.arange(n) % classes.size].astype(np.int64)
 
 
+def class_grid_columns(num_classes: int) -> int:
+    """Images per class in a conditional run's sample grid: 8 (as wide as the 8 x 8
+    grid of an unconditional run) up to 32 classes, fewer for more classes."""
+    return max(2, min(8, 256 // num_classes))
+
+
+def class_grid(num_classes: int, gan: "GAN") -> tuple[np.ndarray, np.ndarray]:
+    """The fixed noise and labels of a conditional run's sample grid: one row per class,
+    and in each column the same noise vector for every class (so that a column shows
+    one "style" across the classes). Returns noise (K * C, latent_dim) and labels (K * C,)."""
+    columns = class_grid_columns(num_classes)
+    column_noise = gan.noise(columns, np.random.default_rng([gan.seed or 0, 0x5EED]))
+    noise = np.tile(column_noise, (num_classes, 1))
+    labels = np.repeat(np.arange(num_classes, dtype=np.int64), columns)
+    return noise, labels
+
+
 def train(
     gan: "GAN",
     data: Any,
@@ -333,8 +351,12 @@ def train(
 
     sampler = BatchSampler(len(images), batch_size, gan.rng)
     # The fixed noise has its own stream so that drawing it does not shift the training stream.
-    fixed_noise = gan.noise(FIXED_SAMPLES, np.random.default_rng([gan.seed or 0, 0x5EED]))
-    fixed_labels = fixed_condition(conditions, FIXED_SAMPLES)
+    if conditions is not None and gan.num_classes:
+        fixed_noise, fixed_labels = class_grid(gan.num_classes, gan)
+    else:
+        fixed_noise = gan.noise(FIXED_SAMPLES, np.random.default_rng([gan.seed or 0, 0x5EED]))
+        fixed_labels = fixed_condition(conditions, FIXED_SAMPLES)
+    grid_columns = class_grid_columns(gan.num_classes) if conditions is not None and gan.num_classes else None
     run = Path(out_dir) if out_dir is not None else None
     columns = ("iteration", *gan.log_names, "seconds") + (EVAL_COLUMNS if eval_every else ())
     log = None
@@ -403,8 +425,10 @@ def train(
             return
         from .plots import save_sample_grid
 
-        grid = gan.sample(FIXED_SAMPLES, noise=fixed_noise, labels=fixed_labels)
-        save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png", label=f"iteration {gan.iteration}")
+        grid = gan.sample(len(fixed_noise), noise=fixed_noise, labels=fixed_labels)
+        caption = f"iteration {gan.iteration}" + (", one row per class" if grid_columns else "")
+        save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png", ncols=grid_columns, label=caption,
+                         row_labels=gan.class_names if grid_columns else None)
         if log is not None:
             log.flush()
             _write_loss_plot(run, gan.objective.score_kind)

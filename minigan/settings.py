@@ -34,6 +34,10 @@ DTYPES = ("float32", "float64")
 #: How long a run trains when neither ``iterations`` nor ``epochs`` is set.
 DEFAULT_ITERATIONS = 10000
 ARCHITECTURES = ("reference", "mlp")
+#: How a conditional generator / discriminator takes the label (``minigan.models.mlp_generator`` and
+#: ``mlp_discriminator`` build them).
+G_CONDITIONINGS = ("one-hot", "embedding", "batchnorm")
+D_CONDITIONINGS = ("projection", "concat")
 #: Hidden activations of the mlp architecture (built by ``minigan.models.ACTIVATIONS``).
 ACTIVATION_NAMES = ("leaky_relu", "relu", "tanh", "sigmoid")
 
@@ -150,6 +154,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("architecture", "reference", "reference (the article's networks, fixed) or mlp (the same by default; "
             "widths, activations, BatchNorm and dropout set by the mlp: options)", "str", "model",
             choices=lambda: ARCHITECTURES),
+    Setting("conditional", False, "a conditional GAN: G and D take the data's class labels, and "
+            "minigan sample --label K asks for class K", "bool", "model"),
+    Setting("g_conditioning", "one-hot", "conditional: how G takes the label: one-hot (joined to z), embedding "
+            "(a learned 10-number embedding joined to z) or batchnorm (a scale and shift per class in every "
+            "BatchNorm)", "str", "model", choices=lambda: G_CONDITIONINGS),
+    Setting("d_conditioning", "projection", "conditional: how D takes the label: projection (the score plus "
+            "features . class embedding, Miyato and Koyama 2018) or concat (one-hot joined to the image)", "str",
+            "model", choices=lambda: D_CONDITIONINGS),
     Setting("latent_dim", 100, "size of the noise vector z", "int", "model", check=_at_least(1)),
     Setting("g_hidden", [256, 512, 1024], "mlp: generator hidden widths, e.g. 128,256", "widths", "model",
             mlp_only=True),
