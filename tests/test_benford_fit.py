@@ -1,4 +1,4 @@
-"""The compiled generalized-Benford fit against the batched NumPy fit it replaced, and scipy."""
+"""The compiled generalized-Benford fits against the batched NumPy fit they replaced, each other, and scipy."""
 from __future__ import annotations
 
 import math
@@ -109,7 +109,7 @@ def digits() -> np.ndarray:
 def test_kernel_fit_agrees_with_the_numpy_fit_on_digit_images(digits, base):
     # pmfs of 28x28 digits come from at most 16 blocks: noisy, often degenerate, the hard case
     p = image_pmfs(digits, base)
-    fit = fit_generalized_benford(p, base)
+    fit = fit_generalized_benford(p, base, start="ones")  # the same algorithm as numpy_fit
     theta, success, n_iter = numpy_fit(p, base)
     assert fit.success.mean() > 0.8
     # rounding differences may flip a fit that ends exactly at the iteration limit, nothing more
@@ -121,6 +121,31 @@ def test_kernel_fit_agrees_with_the_numpy_fit_on_digit_images(digits, base):
     close = np.abs(fit.pmf(base)[both] - reference).max(axis=1) <= 1e-7
     assert close.mean() >= 0.98
     assert np.isnan(fit.N[~fit.success]).all() and np.isnan(fit.rss[~fit.success]).all()
+
+
+def _cost(fit, p, base):
+    """Residual sum of squares of the fitted law, computed here from its parameters."""
+    return np.sum((fit.pmf(base) - p) ** 2, axis=-1)
+
+
+@pytest.mark.parametrize("base", [10, 20, 40, 60])
+def test_grid_start_fit_is_at_least_as_good_as_the_plain_fit_on_digit_images(digits, base):
+    # the default fit (grid start, N projected out, Newton) against Levenberg-Marquardt from (1, 1, 1)
+    p = image_pmfs(digits, base)
+    grid = fit_generalized_benford(p, base)
+    plain = fit_generalized_benford(p, base, start="ones")
+    assert not (plain.success & ~grid.success).any()  # every pmf the plain fit fits, the grid fit fits too
+    assert grid.success.mean() >= plain.success.mean()
+    ok = plain.success
+    np.testing.assert_array_less(_cost(grid, p, base)[ok], _cost(plain, p, base)[ok] * (1 + 1e-12) + 1e-300)
+    np.testing.assert_allclose(grid.rss[grid.success], _cost(grid, p, base)[grid.success], rtol=1e-9, atol=1e-15)
+    assert np.isnan(grid.N[~grid.success]).all() and np.isnan(grid.rss[~grid.success]).all()
+    assert grid.n_iter.mean() < plain.n_iter.mean() / 3
+
+
+def test_fit_start_is_checked():
+    with pytest.raises(ValueError, match="start must be one of 'grid', 'ones'"):
+        fit_generalized_benford(np.ones(9) / 9, 10, start="random")
 
 
 def test_kernel_fit_agrees_with_the_numpy_fit_on_noisy_laws():
