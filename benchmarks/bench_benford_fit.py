@@ -14,25 +14,35 @@ the bundled digits, per base. Printed: microseconds per pmf (median of the repea
 the share of failed fits, the steps per pmf, and on the pmfs the plain fit fits, how
 often the grid fit's residual sum of squares (computed from the parameters) is above
 the plain fit's by more than 1e-12 or 1e-6 relative, or below it by more than 1e-6,
-and the largest relative excess. Timings depend on the machine's load and its libm
-(``exp``, ``log1p``); the fit runs on one thread.
+and the largest relative excess. Then the whole feature extraction
+(:func:`minigan.benford.image.image_features` with the detector's default features) of
+the digits with each start, in images per second. Times are CPU seconds of this
+process (``time.process_time``), which a loaded machine disturbs less than the wall
+clock, and the wall clock for the features; they depend on the machine, its libm
+(``exp``, ``log1p``) and the BLAS (one thread here, as ``minigan detect`` runs).
 
 Run: ``PYTHONPATH=. python benchmarks/bench_benford_fit.py [--quick]``.
 """
 from __future__ import annotations
 
+import os
+
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")  # before NumPy loads, as minigan detect does
+
 import statistics
 import time
 from typing import Any
 
-import numpy as np
+import numpy as np  # noqa: E402
 
-import common
-import minigan as mg
-from minigan.benford import fit_generalized_benford
-from minigan.benford.digits import _distinct_rows
-from minigan.benford.image import DEFAULT_BASES, DEFAULT_QUALITY_FACTORS, _chunks, _dct_basis, _quantize
-from minigan.benford.image import _to_luma_list, first_digit_histograms, quantization_table, zigzag_order
+import common  # noqa: E402
+import minigan as mg  # noqa: E402
+from minigan.benford import BenfordDetector, fit_generalized_benford  # noqa: E402
+from minigan.benford.digits import _distinct_rows  # noqa: E402
+from minigan.benford.image import DEFAULT_BASES, DEFAULT_QUALITY_FACTORS, _chunks, _dct_basis  # noqa: E402
+from minigan.benford.image import _quantize, _to_luma_list, first_digit_histograms, image_features  # noqa: E402
+from minigan.benford.image import quantization_table, zigzag_order  # noqa: E402
 
 
 def digit_pmfs(n_images: int, base: int) -> np.ndarray:
@@ -51,10 +61,11 @@ def digit_pmfs(n_images: int, base: int) -> np.ndarray:
     return np.ascontiguousarray(p[_distinct_rows(p)[0]])
 
 
-def _seconds(fn: Any) -> float:
-    t = time.perf_counter()
+def _seconds(fn: Any) -> tuple[float, float]:
+    """(CPU seconds, wall-clock seconds) of one call."""
+    cpu, wall = time.process_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - t
+    return time.process_time() - cpu, time.perf_counter() - wall
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -67,8 +78,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         plain = fit_generalized_benford(p, base, start="ones")
         t_grid, t_plain = [], []
         for _ in range(repeats):
-            t_grid.append(_seconds(lambda: fit_generalized_benford(p, base)))
-            t_plain.append(_seconds(lambda: fit_generalized_benford(p, base, start="ones")))
+            t_grid.append(_seconds(lambda: fit_generalized_benford(p, base))[0])
+            t_plain.append(_seconds(lambda: fit_generalized_benford(p, base, start="ones"))[0])
         cost_grid = np.sum((grid.pmf(base) - p) ** 2, axis=1)
         cost_plain = np.sum((plain.pmf(base) - p) ** 2, axis=1)
         ok = plain.success
@@ -88,6 +99,19 @@ def run(quick: bool = False) -> dict[str, Any]:
             "below_1e-6": int(np.sum(excess < -1e-6)),
             "largest_excess": float(np.nanmax(excess)) if excess.size else 0.0,
         }
+    images = mg.datasets.load("mnist-5k")[0][:n_images]
+    kwargs = BenfordDetector()._feature_kwargs()
+    times: dict[str, list[tuple[float, float]]] = {"grid": [], "ones": []}
+    for start in times:
+        image_features(images[:8], fit_start=start, **kwargs)  # compiles
+    for _ in range(repeats):
+        for start, samples in times.items():
+            samples.append(_seconds(lambda: image_features(images, fit_start=start, **kwargs)))
+    results["features"] = {
+        start: {"cpu_images_per_s": n_images / statistics.median(c for c, _ in samples),
+                "wall_images_per_s": n_images / statistics.median(w for _, w in samples)}
+        for start, samples in times.items()
+    }
     return results
 
 
@@ -96,7 +120,7 @@ def format_table(results: dict[str, Any]) -> str:
     lines = [
         f"generalized-Benford fit: grid start vs (1, 1, 1) start, distinct pmfs of {results['n_images']} digits, "
         f"median of {results['repeats']}",
-        f"{'':>7} {'pmfs':>6} {'us/pmf grid':>11} {'ones':>6} {'ratio':>6} {'failed grid':>11} {'ones':>6} "
+        f"{'':>7} {'pmfs':>6} {'CPU us/pmf grid':>15} {'ones':>6} {'ratio':>6} {'failed grid':>11} {'ones':>6} "
         f"{'steps p50/p90 grid':>18} {'ones':>8} {'compared':>8} {'lost':>4} {'cost above >1e-12':>17} "
         f"{'>1e-6':>5} {'below <-1e-6':>12} {'largest excess':>14}",
     ]
@@ -105,11 +129,19 @@ def format_table(results: dict[str, Any]) -> str:
             continue
         gs, ps = r["grid_steps_p50_p90"], r["plain_steps_p50_p90"]
         lines.append(
-            f"{key:>7} {r['pmfs']:>6} {r['grid_us']:>11.1f} {r['plain_us']:>6.1f} {r['plain_us'] / r['grid_us']:>5.1f}x "
-            f"{r['grid_failed']:>11.3f} {r['plain_failed']:>6.3f} {gs[0]:>12.0f}/{gs[1]:<5.0f} {ps[0]:>3.0f}/{ps[1]:<4.0f} "
+            f"{key:>7} {r['pmfs']:>6} {r['grid_us']:>15.1f} {r['plain_us']:>6.1f} "
+            f"{r['plain_us'] / r['grid_us']:>5.1f}x {r['grid_failed']:>11.3f} {r['plain_failed']:>6.3f} "
+            f"{gs[0]:>12.0f}/{gs[1]:<5.0f} {ps[0]:>3.0f}/{ps[1]:<4.0f} "
             f"{r['compared']:>8} {r['lost']:>4} {r['above_1e-12']:>17} {r['above_1e-6']:>5} {r['below_1e-6']:>12} "
             f"{r['largest_excess']:>14.3g}"
         )
+    f = results["features"]
+    lines.append(
+        f"image_features of {results['n_images']} digits (594 features), images per second: "
+        f"grid start {f['grid']['cpu_images_per_s']:.0f} per CPU second ({f['grid']['wall_images_per_s']:.0f} wall), "
+        f"(1, 1, 1) start {f['ones']['cpu_images_per_s']:.0f} ({f['ones']['wall_images_per_s']:.0f} wall): "
+        f"{f['grid']['cpu_images_per_s'] / f['ones']['cpu_images_per_s']:.1f}x"
+    )
     return "\n".join(lines)
 
 

@@ -393,7 +393,9 @@ def _fit_distinct_rows(
     if start == "grid":
         grid_g, grid_inv_gg, grid_beta, grid_gamma = _start_grid(base)
         starts = np.empty((m, 3))
-        kernels.benford_grid_start(distinct, grid_g, grid_inv_gg, grid_beta, grid_gamma, _FIT_LOWER[0], _FIT_UPPER[0], starts)
+        kernels.benford_grid_start(
+            distinct, grid_g, grid_inv_gg, grid_beta, grid_gamma, _FIT_LOWER[0], _FIT_UPPER[0], starts
+        )
         kernels.projected_benford_fit(
             distinct, starts, log_d, factor_a, factor_b, inv_log_b, _FIT_LOWER, _FIT_UPPER, max_iter, tol,
             _POLISH_TOL, _POLISH_ITER, theta, rss, success, n_iter,
