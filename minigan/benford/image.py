@@ -477,8 +477,10 @@ def image_features(
     fit_start : {"grid", "ones"}
         How the generalized-Benford law is fitted (``start`` of
         :func:`~minigan.benford.digits.fit_generalized_benford`): ``"ones"`` is the
-        ICPR 2020 recipe, ``"grid"`` fits as well or better, fails less often and
-        is several times faster. The divergences differ between the two.
+        ICPR 2020 recipe; ``"grid"`` converges in far fewer steps, fails less
+        often and reaches a lower residual on many histograms (a higher one, in
+        another local minimum, on about 0.1% of those of 28x28 digits). The
+        divergences differ between the two.
 
     Returns
     -------

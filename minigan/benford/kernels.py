@@ -255,6 +255,7 @@ def benford_grid_start(pmf, grid_g, grid_inv_gg, grid_beta, grid_gamma, n_lo, n_
     m, k = pmf.shape
     n_grid = grid_g.shape[1]
     gp = np.empty(n_grid)
+    cost = np.empty(n_grid)
     for i in range(m):
         p = pmf[i]
         pp = 0.0
@@ -266,19 +267,21 @@ def benford_grid_start(pmf, grid_g, grid_inv_gg, grid_beta, grid_gamma, n_lo, n_
                 pp += pd * pd
                 for j in range(n_grid):
                     gp[j] += pd * grid_g[d, j]
-        best = np.inf
-        best_j = 0
-        best_n = 1.0
+        # the cost with N unclipped (branch-free, vectorized); clipping only raises a cost, so
+        # when the best unclipped N is inside the box that point is also the best clipped one
         for j in range(n_grid):
-            n = gp[j] * grid_inv_gg[j]
-            c = pp - gp[j] * n
-            if not n_lo <= n <= n_hi:  # rare: the best N is outside the box
-                n = min(max(n, n_lo), n_hi)
+            cost[j] = pp - gp[j] * (gp[j] * grid_inv_gg[j])
+        best_j = np.argmin(cost)
+        best_n = gp[best_j] * grid_inv_gg[best_j]
+        if not n_lo <= best_n <= n_hi:  # rare: every point's cost with N clipped
+            best = np.inf
+            for j in range(n_grid):
+                n = min(max(gp[j] * grid_inv_gg[j], n_lo), n_hi)
                 c = pp - 2.0 * n * gp[j] + n * n / grid_inv_gg[j]
-            if c < best:
-                best = c
-                best_j = j
-                best_n = n
+                if c < best:
+                    best = c
+                    best_j = j
+                    best_n = n
         start[i, 0] = best_n
         start[i, 1] = grid_beta[best_j]
         start[i, 2] = grid_gamma[best_j]
