@@ -393,6 +393,12 @@ def _label_summary(gan: Any, labels: Any) -> str:
     order = list(dict.fromkeys(int(k) for k in labels))
     if len(order) == 1:
         return f"class {names[order[0]]}"
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    if len(starts) > len(order):  # a class asked for twice (--label 7 3 7): its runs, in order
+        runs = np.diff(np.r_[starts, len(labels)])
+        more = ", ..." if len(starts) > 12 else ""
+        return (f"classes {', '.join(f'{names[labels[i]]} (x{n})' for i, n in zip(starts[:12], runs))}{more}, "
+                "in that order")
     counts = np.bincount(labels, minlength=len(names))
     more = ", ..." if len(order) > 12 else ""
     if len({int(counts[k]) for k in order}) == 1:

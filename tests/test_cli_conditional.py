@@ -101,6 +101,9 @@ def _check_class_grids(shapes):
     cells, columns, row_classes = plots.class_rows(np.load(shapes / "rows.npy"), np.array([2, 2, 2, 0, 0]))
     with Image.open(shapes / "rows.png") as grid:
         assert np.array_equal(np.asarray(grid), plots.grid_picture(cells, columns, row_labels=["square", "cross"]))
+    again = ok(minigan("sample", "--checkpoint", "run", "--label", "cross", "square", "cross", "--n", 6, "--seed", 3,
+                       "--out", "again.png", cwd=shapes))
+    assert "6 samples of classes cross (x2), square (x2), cross (x2), in that order" in again.stdout
     gan = load_gan(shapes / "run", models_only=True)
     walk = gan.latent_walk(3, 3, seed=4, labels=[0, 1, 2]).astype(np.float32)
     with Image.open(shapes / "walk.png") as grid:  # one path per row, named by its class
