@@ -99,6 +99,17 @@ def interleaved(
     return samples
 
 
+def cycling(step: Callable[[Any], Any], batches: list[Any]) -> Callable[[], Any]:
+    """A no-argument call that feeds ``step`` the next of a few fixed batches, round robin."""
+    state = {"i": 0}
+
+    def call() -> Any:
+        state["i"] = (state["i"] + 1) % len(batches)
+        return step(batches[state["i"]])
+
+    return call
+
+
 def summarize(samples: list[float]) -> dict[str, float]:
     """Median, quartiles and minimum of a list of seconds, in milliseconds."""
     ms = sorted(1e3 * s for s in samples)

@@ -32,6 +32,7 @@ def shapes(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_a_conditional_run_on_a_class_folder(shapes):
     train = ok(minigan("train", "--conditional", "--data", "data", "--iterations", 4, "--batch-size", 6, "--out",
                        "run", "--sample-every", 2, *TINY, cwd=shapes))
