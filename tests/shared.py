@@ -1,5 +1,5 @@
-"""Helpers shared by several test files: a user-written layer, synthetic images, central differences of a gradient penalty, and the
-``minigan`` command run as a user runs it."""
+"""Helpers shared by several test files: a user-written layer, synthetic images, central
+differences of a gradient penalty, and the ``minigan`` command run as a user runs it."""
 import os
 import subprocess
 import sys
