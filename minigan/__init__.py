@@ -39,7 +39,7 @@ _EXPORTS = {
 _SUBMODULES = {
     "layers", "model", "losses", "optim", "init", "kernels", "gradcheck", "testing", "gan", "models",
     "datasets", "checkpoint", "plots", "metrics", "benford", "serialization", "cli", "run", "objectives",
-    "terms", "settings", "errors",
+    "terms", "settings", "errors", "duel",
 }
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)

@@ -330,6 +330,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``minigan`` command."""
     from .benford.cli import add_benford_command, add_detect_command
+    from .duel import add_duel_command
 
     parser = argparse.ArgumentParser(
         prog="minigan",
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(sub)
     add_benford_command(sub)
     add_detect_command(sub)
+    add_duel_command(sub)
     return parser
 
 
