@@ -332,39 +332,47 @@ class Duel:
         return "\n".join(lines)
 
     def plot(self) -> Path | None:
-        """``duel.png``: ROC AUC before and after each refit, and the FID, per round."""
+        """Write ``duel.png`` (:func:`duel_figure`) when a round is complete."""
         rows = [r for r in self.state["rounds"] if "after" in r]
         if not rows:
             return None
-        from .benford.plots import _new_figure, _save
+        from .benford.plots import _save
 
-        figure = _new_figure((10.0, 4.0))
-        auc_axes, fid_axes = figure.subplots(1, 2)
-        rounds = [r["round"] for r in rows]
-        colors = {"benford": "tab:blue", "pixel": "tab:orange"}
-        for name in DETECTORS:
-            after = [r["after"][name]["roc_auc"] for r in rows]
-            auc_axes.plot(rounds, after, "o-", color=colors[name], label=f"{name}, refitted on the round's digits")
-            before = [(r["round"], r["before"][name]["roc_auc"]) for r in rows if "before" in r]
-            if before:
-                auc_axes.plot([b[0] for b in before], [b[1] for b in before], "s--", color=colors[name],
-                              alpha=0.7, label=f"{name}, previous round's detector")
-        auc_axes.axhline(0.5, color="grey", lw=0.8, ls=":")
-        auc_axes.set_xlabel("round")
-        auc_axes.set_ylabel("ROC AUC (real vs generated, held-out halves)")
-        auc_axes.set_ylim(0.0, 1.02)
-        auc_axes.set_xticks(rounds)
-        auc_axes.legend(fontsize=8, loc="lower left")
-        auc_axes.set_title("Detectors before and after they learn back")
-        fid_axes.plot(rounds, [r["fid"] for r in rows], "o-", color="tab:green", label="classifier FID")
-        fid_axes.axhline(1.3 * rows[0]["fid"], color="tab:red", lw=0.8, ls="--", label="1.3 x round 0")
-        fid_axes.set_xlabel("round")
-        fid_axes.set_ylabel("classifier FID (lower is better)")
-        fid_axes.set_xticks(rounds)
-        fid_axes.set_ylim(bottom=0.0)
-        fid_axes.legend(fontsize=8)
-        fid_axes.set_title("What evasion costs in quality")
-        return _save(figure, self.out / "duel.png")
+        return _save(duel_figure(rows), self.out / "duel.png")
+
+
+def duel_figure(rows: list[dict[str, Any]]) -> Any:
+    """The duel's picture: ROC AUC per round of each detector refitted on the round's digits
+    (solid) and of the previous round's detector (dashed), and the classifier FID per round."""
+    from .benford.plots import _new_figure
+
+    figure = _new_figure((10.0, 4.0))
+    auc_axes, fid_axes = figure.subplots(1, 2)
+    rounds = [r["round"] for r in rows]
+    colors = {"benford": "tab:blue", "pixel": "tab:orange"}
+    for name in DETECTORS:
+        after = [r["after"][name]["roc_auc"] for r in rows]
+        auc_axes.plot(rounds, after, "o-", color=colors[name], label=f"{name}, refitted on the round's digits")
+        before = [(r["round"], r["before"][name]["roc_auc"]) for r in rows if "before" in r]
+        if before:
+            auc_axes.plot([b[0] for b in before], [b[1] for b in before], "s--", color=colors[name],
+                          alpha=0.7, label=f"{name}, previous round's detector")
+    auc_axes.axhline(0.5, color="grey", lw=0.8, ls=":")
+    auc_axes.set_xlabel("round")
+    auc_axes.set_ylabel("ROC AUC (real vs generated, held-out halves)")
+    auc_axes.set_ylim(0.0, 1.02)
+    auc_axes.set_xticks(rounds)
+    auc_axes.legend(fontsize=8, loc="lower left")
+    auc_axes.set_title("Detectors before and after they learn back")
+    fid_axes.plot(rounds, [r["fid"] for r in rows], "o-", color="tab:green", label="classifier FID")
+    fid_axes.axhline(1.3 * rows[0]["fid"], color="tab:red", lw=0.8, ls="--", label="1.3 x round 0")
+    fid_axes.set_xlabel("round")
+    fid_axes.set_ylabel("classifier FID (lower is better)")
+    fid_axes.set_xticks(rounds)
+    fid_axes.set_ylim(bottom=0.0)
+    fid_axes.legend(fontsize=8)
+    fid_axes.set_title("What evasion costs in quality")
+    return figure
 
 
 def run_duel(out: str | Path, rounds: int = 2, *, progress: bool = True, **settings: Any) -> dict[str, Any]:

@@ -229,3 +229,76 @@ def _generator_terms(s: dict[str, Any], shape: tuple[int, ...]) -> list[Any]:
 
         found.append(BenfordTerm(s["data"], weight=s["benford_weight"]))
     return found
+
+
+def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | None = None,
+                    terms: bool = True) -> Any:
+    """A fresh :class:`minigan.GAN` (weights not loaded) built as a run's ``config.json`` records.
+
+    A run made by ``minigan train`` is rebuilt from its settings (:func:`build_gan`);
+    one trained from Python from its recorded networks, objective, optimizers and
+    terms; one from an older minigan from its flat settings. ``terms=False`` leaves
+    out extra loss terms (not needed to sample).
+    """
+    from .gan import GAN
+    from .objectives import objective_from_config
+    from .optim import optimizer_from_config
+    from .settings import BY_NAME
+    from .terms import term_from_config
+
+    if not isinstance(config, dict):
+        raise ValueError(f"a run record must be a dict, got {type(config).__name__}")
+    if isinstance(config.get("settings"), dict):
+        return build_gan({**config["settings"], "image_shape": config.get("image_shape", (28, 28))}, terms=terms)
+    if "generator" not in config:
+        if "architecture" in config:  # a run recorded by an older minigan: flat settings
+            return build_gan({k: v for k, v in config.items() if k in BY_NAME or k == "image_shape"})
+        raise ValueError("the run does not record how its networks were built; rebuild them yourself and call "
+                         "GAN.load_state(*minigan.checkpoint.load_checkpoint(path))")
+    networks = []
+    for name in ("generator", "discriminator"):
+        spec = config[name]
+        if "unrecorded" in spec:
+            raise ValueError(f"the run could not record its {name}: {spec['unrecorded']}")
+        networks.append(Sequential.from_config(spec, custom_layers))
+    G, D = networks
+    return GAN(
+        G, D, latent_dim=config["latent_dim"], loss=objective_from_config(config["objective"]),
+        g_optimizer=optimizer_from_config(config["g_optimizer"], G.parameters()),
+        d_optimizer=optimizer_from_config(config["d_optimizer"], D.parameters()),
+        d_steps=config["d_steps"], seed=config["seed"], ema_decay=config["ema_decay"],
+        image_shape=config["image_shape"],
+        discriminator_terms=[term_from_config(t) for t in config["discriminator_terms"]] if terms else (),
+        generator_terms=[term_from_config(t) for t in config["generator_terms"]] if terms else (),
+    )
+
+
+def load_gan(path: Any, *, models_only: bool = False, custom_layers: dict[str, type] | None = None) -> Any:
+    """Rebuild the GAN of a run (directory or checkpoint file) with its trained state.
+
+    Works for runs made by ``minigan train`` and by :meth:`GAN.fit` from Python alike
+    (the run records how its networks were built: :func:`gan_from_record`).
+
+    Parameters
+    ----------
+    path : run directory or checkpoint file
+    models_only : bool
+        Load the two networks and the average alone (all that sampling needs).
+    custom_layers : dict of class name -> Layer subclass, optional
+        Your own layer classes, if the networks hold any (see
+        :func:`minigan.layers.layer_from_config`).
+
+    Returns
+    -------
+    minigan.GAN at the checkpoint's iteration.
+    """
+    from .checkpoint import checkpoint_path, load_checkpoint
+    from .serialization import FileFormatError
+
+    arrays, meta = load_checkpoint(path)
+    try:
+        gan = gan_from_record(meta.get("config") or {}, custom_layers=custom_layers, terms=not models_only)
+    except ValueError as exc:
+        raise FileFormatError(f"{checkpoint_path(path)}: {exc}") from None
+    gan.load_state(arrays, meta, source=str(checkpoint_path(path)), models_only=models_only)
+    return gan
