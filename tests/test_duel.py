@@ -118,7 +118,8 @@ def test_duel_ctrl_c_keeps_what_is_done_and_the_command_continues(tmp_path):
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "run the same command again" in stdout
     record = json.loads((out / "duel.json").read_text())
-    assert "after" in record["rounds"][0] and "iterations" not in record["rounds"][1]
+    assert "after" in record["rounds"][0]
+    assert len(record["rounds"]) == 1 or "iterations" not in record["rounds"][1]
     assert (out / "round_1" / "checkpoint.npz").exists()
     done = _minigan(*args)
     assert done.returncode == 0, done.stderr
