@@ -82,6 +82,29 @@ def test_benford_term_is_zero_on_the_reference_and_adds_its_weighted_gradient(sm
     assert set(logs) == set(term.log_names)
 
 
+def test_benford_term_matches_the_batch_against_real_digits_of_its_classes():
+    digits, labels = mg.datasets.load("mnist-5k")
+    digits, labels = digits[:600], labels[:600]
+    term = BenfordTerm(digits, labels=labels)
+    pooled = BenfordTerm(digits, match_classes=False)
+    assert term.match_classes and not pooled.match_classes
+    # the class mix of the real digits gives back their pooled statistics
+    term._set_reference(np.bincount(labels, minlength=10) / len(labels))
+    np.testing.assert_allclose(term._reference, pooled._reference, atol=1e-12)
+    np.testing.assert_allclose(term.reference_nonzero, pooled.reference_nonzero, atol=1e-12)
+    assert term.reference_unquantized == pytest.approx(pooled.reference_unquantized, abs=1e-12)
+    # a batch of ones is judged against real ones
+    ones = digits[labels == 1].reshape(-1, 784).astype(np.float64) / 127.5 - 1.0
+    weights = term.class_weights(ones)
+    assert weights.argmax() == 1 and weights.sum() == pytest.approx(1.0)
+    only_ones = BenfordTerm(digits[labels == 1], match_classes=False)
+    term._set_reference(np.eye(10)[1])
+    np.testing.assert_allclose(term.reference_nonzero, only_ones.reference_nonzero, atol=1e-12)
+    assert term.divergence(ones)[0] < pooled.divergence(ones)[0]
+    with pytest.raises(ValueError, match="one digit class"):
+        BenfordTerm(digits, labels=labels[:10])
+
+
 def test_benford_term_record_rebuilds_it(tmp_path):
     np.save(tmp_path / "real.npy", textured(6, size=16, seed=3))
     term = BenfordTerm(str(tmp_path / "real.npy"), weight=0.25)

@@ -104,7 +104,7 @@ def check_width(value: Any, name: str, maximum: float | None = None) -> float:
 def smooth_step(z: np.ndarray) -> np.ndarray:
     """``S(z)`` of :mod:`minigan.benford.soft_kernels`, elementwise."""
     t = np.clip(0.5 * (np.asarray(z, dtype=np.float64) + 1.0), 0.0, 1.0)
-    return t ** 4 * (35.0 + t * (-84.0 + t * (70.0 - 20.0 * t)))
+    return np.minimum(1.0, t ** 4 * (35.0 + t * (-84.0 + t * (70.0 - 20.0 * t))))
 
 
 def smooth_step_slope(z: np.ndarray) -> np.ndarray:
@@ -153,6 +153,14 @@ class SoftBenford:
         Half-width of the gates behind the non-zero and unquantized shares.
     round_pixels : bool
         Round the 8-bit pixels as a PNG stores them (gradient straight through).
+    hard_shares : bool
+        The shares' values are the hard ones (``|c / q| >= 1/2``, a pixel ``>= 1/2``)
+        and only their gradient is the share gate's (the straight-through estimator).
+        A wide share gate counts a block whose brightest pixel is 1 as 0.67 of a
+        block, and matching soft shares left the hard share of non-black blocks of
+        generated digits at 0.58 against 0.48 for real ones; with hard values the
+        generator is pushed until the detector's own shares match. Off, every
+        statistic is a smooth function of the pixels (finite differences check it).
 
     Shapes
     ------
@@ -171,6 +179,7 @@ class SoftBenford:
         gate_width: float = DEFAULT_GATE_WIDTH,
         share_width: float = DEFAULT_SHARE_WIDTH,
         round_pixels: bool = True,
+        hard_shares: bool = False,
     ) -> None:
         shape = tuple(image_shape) if not isinstance(image_shape, (int, np.integer)) else (image_shape,)
         if len(shape) == 3 and shape[2] == 1:
@@ -184,6 +193,7 @@ class SoftBenford:
         self.gate_width = check_width(gate_width, "gate_width")
         self.share_width = check_width(share_width, "share_width")
         self.round_pixels = _check_flag(round_pixels, "round_pixels")
+        self.hard_shares = _check_flag(hard_shares, "hard_shares")
         self._build_maps()
         self._cache: dict[str, Any] | None = None
 
@@ -311,10 +321,10 @@ class SoftBenford:
         SK.soft_digit_histograms(coefs, log_abs, log_u, image_index, self.inv_tables, self.log_inv_tables,
                                  self.inv_log_bases, self.bounds,
                                  self.half_widths, self.lut, self.n_digits, self.gate_width, self.share_width,
-                                 counts, totals, shares)
+                                 self.hard_shares, counts, totals, shares)
         gates = np.empty((n, nb))
         argmax = np.empty((n, nb), dtype=np.int64)
-        SK.block_max_gates(pixels, self.block_pixels, self.share_width, gates, argmax)
+        SK.block_max_gates(pixels, self.block_pixels, self.share_width, self.hard_shares, gates, argmax)
         per_group = nb if per_image else n * nb
         flat = gates.mean(axis=1) if per_image else np.array([gates.mean()])
         self._cache = {"n": n, "pixels": pixels, "coefs": coefs, "log_abs": log_abs, "log_u": log_u, "image_index": image_index, "argmax": argmax,
@@ -369,7 +379,8 @@ class SoftBenford:
         """The constructor arguments as JSON-compatible values."""
         return {"image_shape": list(self.image_shape), "quality_factors": list(self.quality_factors),
                 "bases": list(self.bases), "n_coefficients": self.n_coefficients, "temperature": self.temperature,
-                "gate_width": self.gate_width, "share_width": self.share_width, "round_pixels": self.round_pixels}
+                "gate_width": self.gate_width, "share_width": self.share_width, "round_pixels": self.round_pixels,
+                "hard_shares": self.hard_shares}
 
     def __repr__(self) -> str:
         return f"SoftBenford({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"

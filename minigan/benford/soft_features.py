@@ -71,7 +71,7 @@ class SoftBenfordFeatures:
         Fitted; its ``quality_factors``, ``bases``, ``n_coefficients``,
         ``nonzero_shares``, ``unquantized_shares`` and ``mean_`` are read.
     image_shape : (h, w)
-    temperature, gate_width, share_width, round_pixels :
+    temperature, gate_width, share_width, round_pixels, hard_shares :
         As :class:`~minigan.benford.soft.SoftBenford`.
     polish_fit : bool
         Move each fit from the detector's Levenberg-Marquardt result to the exact
@@ -88,13 +88,14 @@ class SoftBenfordFeatures:
 
     def __init__(self, detector: Any, image_shape: Any, *, temperature: float = DEFAULT_TEMPERATURE,
                  gate_width: float = DEFAULT_GATE_WIDTH, share_width: float = DEFAULT_SHARE_WIDTH,
-                 round_pixels: bool = True, polish_fit: bool = False) -> None:
+                 round_pixels: bool = True, hard_shares: bool = False, polish_fit: bool = False) -> None:
         _fitted(detector, ("mean_", "std_", "network_"))
         self.polish_steps = 8 if polish_fit else 0
         self.detector = detector
         self.soft = SoftBenford(image_shape, quality_factors=detector.quality_factors, bases=detector.bases,
                                 n_coefficients=detector.n_coefficients, temperature=temperature,
-                                gate_width=gate_width, share_width=share_width, round_pixels=round_pixels)
+                                gate_width=gate_width, share_width=share_width, round_pixels=round_pixels,
+                                hard_shares=hard_shares)
         from .image import ALPHA
 
         self.alpha = ALPHA
@@ -195,13 +196,17 @@ class SoftPixelFeatures:
 
     ``v = 127.5 (x + 1)`` rounded to 8 bits (gradient straight through); features
     ``log(1 + v) / log 256`` (``intensity="log"``) or ``v / 255``, then, with the mask,
-    ``S(log(2 v) / share_width)`` per pixel (see the module docstring).
+    ``S(log(2 v) / share_width)`` per pixel (see the module docstring); with
+    ``hard_mask`` the mask's value is the detector's own ``v >= 1/2`` and only its
+    gradient the gate's (straight through).
 
     Shapes: ``forward(images (N, P)) -> (N, n_features)``; ``backward(grad (N, n_features)) -> (N, P)``.
     """
 
-    def __init__(self, detector: Any, *, share_width: float = DEFAULT_SHARE_WIDTH, round_pixels: bool = True) -> None:
+    def __init__(self, detector: Any, *, share_width: float = DEFAULT_SHARE_WIDTH, round_pixels: bool = True,
+                 hard_mask: bool = False) -> None:
         _fitted(detector, ("mean_", "std_", "network_", "image_shape_"))
+        self.hard_mask = bool(hard_mask)
         if len(detector.image_shape_) != 2:
             raise ValueError(f"only detectors of grey images are supported, this one takes {detector.image_shape_}")
         self.detector = detector
@@ -222,7 +227,7 @@ class SoftPixelFeatures:
         else:
             parts = [v / 255.0]
         if self.detector.nonzero_mask:
-            parts.append(gate(v, self.share_width))
+            parts.append((v >= 0.5).astype(np.float64) if self.hard_mask else gate(v, self.share_width))
         self._cache = {"v": v, "dtype": images.dtype}
         return np.concatenate(parts, axis=1)
 

@@ -46,7 +46,8 @@ def smooth_step(z):
     if z >= 1.0:
         return 1.0
     t = 0.5 * (z + 1.0)
-    return t * t * t * t * (35.0 + t * (-84.0 + t * (70.0 - 20.0 * t)))
+    # clamped: near t = 1 the polynomial can round to just above 1 (and 1 - S below 0)
+    return min(1.0, t * t * t * t * (35.0 + t * (-84.0 + t * (70.0 - 20.0 * t))))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -154,7 +155,7 @@ def _gate_from_log(log_a, width):
 
 @njit(cache=True, error_model="numpy")
 def soft_digit_histograms(coefs, log_abs, log_u, image_index, inv_tables, log_inv_tables, inv_log_bases, bounds,
-                          half_widths, lut, n_digits, gate_width, share_width, counts, totals, shares):
+                          half_widths, lut, n_digits, gate_width, share_width, hard_shares, counts, totals, shares):
     """Soft first-digit counts of quantized coefficients, per image.
 
     Parameters
@@ -170,6 +171,8 @@ def soft_digit_histograms(coefs, log_abs, log_u, image_index, inv_tables, log_in
     lut : (n_bases, cells) int, a digit per mantissa cell (a first guess)
     n_digits : (n_bases,) int, ``b - 1``
     gate_width, share_width : widths of the counting gate and of the share gate
+    hard_shares : bool, add the hard ``a >= 1/2`` to ``shares`` instead of the share gate
+        (the straight-through estimator: the backward still uses the gate's slope)
 
     The logarithms come in precomputed: NumPy's vectorized ``log`` is several times
     faster than the scalar calls a compiled loop makes.
@@ -191,7 +194,10 @@ def soft_digit_histograms(coefs, log_abs, log_u, image_index, inv_tables, log_in
                 continue
             for qi in range(n_qf):
                 la = la0 + log_inv_tables[qi, k]
-                shares[img, qi, k] += _gate_from_log(la, share_width)
+                if hard_shares:
+                    shares[img, qi, k] += 1.0 if la >= -LOG2 else 0.0
+                else:
+                    shares[img, qi, k] += _gate_from_log(la, share_width)
                 g = _gate_from_log(la, gate_width)
                 if g == 0.0:
                     continue
@@ -259,13 +265,14 @@ def soft_digit_histograms_backward(coefs, log_abs, log_u, image_index, inv_table
 
 
 @njit(cache=True, error_model="numpy")
-def block_max_gates(pixels, block_pixels, width, gates, argmax):
+def block_max_gates(pixels, block_pixels, width, hard, gates, argmax):
     """Soft "the block has a pixel above black" per image and block.
 
     ``pixels`` (N, P) on the 0..255 scale; ``block_pixels`` (n_blocks, m) int, the
     pixels of each block (edge padding repeats indices, which a maximum ignores).
-    Writes ``gates`` (N, n_blocks) = ``gate(max pixel, width)`` and ``argmax`` (N, n_blocks)
-    the first pixel reaching the maximum."""
+    Writes ``gates`` (N, n_blocks) = ``gate(max pixel, width)`` (with ``hard``: the
+    indicator ``max >= 1/2``) and ``argmax`` (N, n_blocks) the first pixel reaching the
+    maximum."""
     n = pixels.shape[0]
     n_blocks, m = block_pixels.shape
     for i in range(n):
@@ -279,7 +286,10 @@ def block_max_gates(pixels, block_pixels, width, gates, argmax):
                     value = v
                     best = p
             argmax[i, b] = best
-            gates[i, b] = gate(value, width)
+            if hard:
+                gates[i, b] = 1.0 if value >= 0.5 else 0.0
+            else:
+                gates[i, b] = gate(value, width)
 
 
 @njit(cache=True, error_model="numpy")
