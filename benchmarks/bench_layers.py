@@ -1,6 +1,6 @@
 """Per-layer forward/backward time of minigan against plain NumPy, at batch 64, float32.
 
-The shapes are those of the reference GAN (GUIDE section 1): the generator's and the
+The shapes are those of the reference GAN (minigan.models, after Keras-GAN's gan/gan.py): the generator's and the
 discriminator's Dense layers, LeakyReLU and BatchNorm at 256/512/1024 features and
 Tanh at 784. Each minigan layer runs against a plain-NumPy version of the same
 layer written below, in the same process, with the repeats interleaved (A B B A ...)

@@ -2,7 +2,7 @@
 
 Matrix products with ``@``, elementwise work as ordinary NumPy expressions, backward
 passes and Adam written out by hand; float32 throughout. It does exactly the work of
-``minigan.GAN.train_step`` for the reference models of GUIDE.md section 1:
+``minigan.GAN.train_step`` for the reference models (``minigan.models``, after Keras-GAN's ``gan/gan.py``):
 
 1. B fresh noise vectors through G (training mode: BatchNorm uses and updates batch
    statistics) to make B fakes.

@@ -1,6 +1,6 @@
 """Is minigan's GAN at least as good as the same GAN in PyTorch, for the same budget?
 
-Trains the reference architecture (GUIDE.md section 1) in PyTorch CPU with PyTorch's
+Trains the reference architecture (Keras-GAN's ``gan/gan.py``, as minigan.models builds it) in PyTorch CPU with PyTorch's
 own default initialisation and random streams, with the iteration minigan runs (D on a
 real and a separate fake batch, losses averaged, one Adam step; then G through the
 frozen D with fresh noise, one Adam step), for the same number of iterations and batch

@@ -1,6 +1,7 @@
 """The article's GAN, in minigan: dense generator and discriminator trained on MNIST digits.
 
-The models are GUIDE.md section 1 (Keras-GAN's ``gan/gan.py``): G maps 100 noise values
+The models are the article's, in the canonical form of Keras-GAN's ``gan/gan.py``
+(github.com/eriklindernoren/Keras-GAN): G maps 100 noise values
 through Dense 256/512/1024 (LeakyReLU 0.2, BatchNorm momentum 0.8) to 784 tanh pixels;
 D maps 784 pixels through Dense 512/256 (LeakyReLU 0.2) to one logit. Both learn with
 Adam(2e-4, beta1=0.5) on binary cross-entropy. The data are the 5,000 MNIST digits that

@@ -28,6 +28,7 @@ _EXPORTS = {
     "Sequential": "model",
     "Parameter": "model",
     "gradcheck": "gradcheck",
+    "gradcheck_second_order": "gradcheck",
     "GradcheckReport": "gradcheck",
     "GAN": "gan",
     "load_gan": "models",
@@ -39,7 +40,7 @@ _EXPORTS = {
 _SUBMODULES = {
     "layers", "model", "losses", "optim", "init", "kernels", "gradcheck", "testing", "gan", "models",
     "datasets", "checkpoint", "plots", "metrics", "benford", "serialization", "cli", "run", "objectives",
-    "terms", "settings", "errors", "duel",
+    "terms", "settings", "errors", "penalties", "training", "conditional", "duel",
 }
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
@@ -50,6 +51,10 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
         value = getattr(module, name)
         globals()[name] = value
+        # Loading a submodule binds its name on the package; where an export has that
+        # name too (mg.gradcheck, the function), the export wins.
+        if _EXPORTS[name] in _EXPORTS:
+            globals()[_EXPORTS[name]] = getattr(module, _EXPORTS[name])
         return value
     if name in _SUBMODULES:
         module = importlib.import_module(f".{name}", __name__)
@@ -59,4 +64,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    # The public names only: not the helpers this module itself imports.
+    return sorted([*__all__, "__version__"])

@@ -18,10 +18,12 @@ import numpy as np
 
 from . import kernels as K
 from ._validation import check_float_array, check_int, check_real, describe
+from .conditional.labels import check_class_names, check_labels, default_class_names
 from .errors import TrainingDiverged
 from .model import Sequential
 from .objectives import Objective, make_objective, objective_config
 from .optim import Adam, Optimizer
+from .run import train
 from .settings import DEFAULTS
 from .terms import DiscriminatorTerm, GeneratorTerm
 
@@ -46,16 +48,17 @@ class GAN:
     loss : str or Objective
         A name from :data:`minigan.objectives.OBJECTIVES` -- ``bce`` (the article's),
         ``lsgan``, ``hinge``, ``wgan`` (weight clipping), ``rabce`` (relativistic
-        average) -- or an :class:`~minigan.objectives.Objective` instance.
+        average), ``wgan-gp`` (gradient penalty; it attaches its penalty term) -- or an
+        :class:`~minigan.objectives.Objective` instance.
     g_optimizer, d_optimizer : Optimizer, optional
         Default: Adam with the default learning rate and betas of
-        :mod:`minigan.settings` (2e-4, 0.5, 0.999, as the article).
+        :mod:`minigan.settings` (the article's).
     d_steps : int
         Discriminator updates per generator update (each with fresh noise, same real batch).
     label_smoothing : float in [0, 0.5)
         One-sided: real targets become ``1 - label_smoothing`` (bce, lsgan, rabce).
     clip_value : float, optional
-        Critic weight clipping for ``wgan`` (default: the objective's, 0.01).
+        Critic weight clipping for ``wgan`` (default: the objective's own).
     seed : int, optional
         Seeds the noise, the data order and the fixed sample noise.
     ema_decay : float in [0, 1), optional
@@ -70,7 +73,12 @@ class GAN:
     image_shape : tuple, optional
         Shape of one image, e.g. (28, 28); default: a square from the generator's output size.
     discriminator_terms, generator_terms : sequences of terms
-        Extra loss terms (see :mod:`minigan.terms`).
+        Extra loss terms (see :mod:`minigan.terms`), e.g. ``[terms.R1Penalty(10.0, every=16)]``.
+        ``discriminator_terms`` afterwards also lists the objective's own terms, first.
+    class_names : list of str, optional
+        For a conditional GAN: the name of each class, in label order (recorded with a
+        run, shown by ``minigan info`` and accepted by ``minigan sample --label NAME``).
+        Default: the classes' numbers.
     """
 
     def __init__(
@@ -90,6 +98,7 @@ class GAN:
         image_shape: Sequence[int] | None = None,
         discriminator_terms: Iterable[DiscriminatorTerm] = (),
         generator_terms: Iterable[GeneratorTerm] = (),
+        class_names: Sequence[str] | None = None,
     ) -> None:
         for name, net in (("generator", generator), ("discriminator", discriminator)):
             if not isinstance(net, Sequential):
@@ -128,8 +137,15 @@ class GAN:
                                                beta2=DEFAULTS["beta2"])
         self.d_optimizer = d_optimizer or Adam(discriminator.parameters(), lr=DEFAULTS["lr"],
                                                beta1=DEFAULTS["beta1"], beta2=DEFAULTS["beta2"])
-        self.discriminator_terms = _check_terms(discriminator_terms, DiscriminatorTerm, "discriminator_terms")
+        #: Terms the objective brings (WGAN-GP's penalty), first; recorded with the objective, not as terms.
+        self.objective_terms: list[DiscriminatorTerm] = list(self.objective.discriminator_terms())
+        self.discriminator_terms = [*self.objective_terms,
+                                    *_check_terms(discriminator_terms, DiscriminatorTerm, "discriminator_terms")]
+        for term in self.discriminator_terms:
+            term.check_discriminator(discriminator)
         self.generator_terms = _check_terms(generator_terms, GeneratorTerm, "generator_terms")
+        self.num_classes = _num_classes(generator, discriminator)
+        self.class_names = class_names
         self.iteration = 0
         if ema_decay is not None:
             ema_decay = check_real(ema_decay, "ema_decay", minimum=0.0, maximum=1.0, max_inclusive=False)
@@ -141,6 +157,8 @@ class GAN:
         self._stack_d_batches = discriminator.rows_independent
         self._buffers: dict[str, np.ndarray] = {}
         self._real_cache: dict[str, Any] | None = None
+        #: The ``config.json`` record of the run this GAN was loaded from (:func:`minigan.load_gan`), else None.
+        self.record: dict[str, Any] | None = None
 
     @property
     def loss_name(self) -> str:
@@ -151,6 +169,21 @@ class GAN:
     def conditional(self) -> bool:
         """True when the generator or the discriminator takes a condition (labels)."""
         return self.generator.uses_condition or self.discriminator.uses_condition
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The classes' names in label order (a conditional GAN with a known number of
+        classes; default their numbers), else None."""
+        if self.num_classes is None:
+            return None
+        return self._class_names or default_class_names(self.num_classes)
+
+    @class_names.setter
+    def class_names(self, names: Sequence[str] | None) -> None:
+        if names is not None and self.num_classes is None:
+            raise ValueError("class_names are for a conditional GAN whose layers declare num_classes; "
+                             f"this GAN's networks take no labels, got {describe(names)}")
+        self._class_names = None if names is None else check_class_names(names, self.num_classes)
 
     @property
     def log_names(self) -> tuple[str, ...]:
@@ -166,7 +199,7 @@ class GAN:
         the GAN's own stream, which this advances)."""
         return (rng or self.rng).standard_normal((n, self.latent_dim), dtype=self.dtype)
 
-    def train_step(self, real_batch: np.ndarray, condition: np.ndarray | None = None) -> dict[str, float]:
+    def train_step(self, real_batch: np.ndarray, labels: np.ndarray | None = None) -> dict[str, float]:
         """One adversarial iteration on a batch of B real images in [-1, 1].
 
         1. Discriminator (``d_steps`` times): B fresh fakes from G; D's scores on the
@@ -182,13 +215,14 @@ class GAN:
            weights are not updated. Each extra generator term adds its gradient with
            respect to the fakes; G's backward; one G update; the moving average.
 
-        A condition (labels, one per real image) goes with the batch to every network
-        that takes one: the fakes of both steps are generated for the batch's labels.
+        The labels of a conditional GAN (one per real image) go with the batch to every
+        network that takes a condition: the fakes of both steps are generated for the
+        batch's labels.
 
         Parameters
         ----------
         real_batch : ndarray (B, *image_shape) or (B, prod(image_shape)), the models' dtype
-        condition : ndarray (B,), optional
+        labels : ndarray (B,) of int, optional
             Required when a network is conditional, refused otherwise.
 
         Returns
@@ -198,7 +232,8 @@ class GAN:
         mean probabilities for ``bce``), and the values the extra terms log.
         """
         real = self._flat_batch(real_batch, "real_batch")
-        self._check_condition(condition, real.shape[0])
+        self._check_labels(labels, real.shape[0])
+        condition = labels  # what the networks' conditional layers receive
         batch = real.shape[0]
         G, D, objective = self.generator, self.discriminator, self.objective
         logs: dict[str, float] = {}
@@ -324,18 +359,26 @@ class GAN:
             )
         return batch.reshape(batch.shape[0], size)
 
-    def _check_condition(self, condition: Any, n: int, name: str = "condition") -> None:
-        if condition is None and self.conditional:
+    def _check_labels(self, labels: Any, n: int, name: str = "labels") -> None:
+        if labels is None and self.conditional:
             raise ValueError(f"this GAN is conditional: pass {name}= (one label per image)")
-        if condition is not None and not self.conditional:
-            raise ValueError(f"this GAN's networks take no {name}, got {describe(condition)}")
+        if labels is not None and not self.conditional:
+            raise ValueError(f"this GAN's networks take no labels (no conditional layer), got {describe(labels)}")
         for net in (self.generator, self.discriminator):
             if net.uses_condition:
-                net.check_condition(condition, n, name)
+                net.check_condition(labels, n, name)
+
+    def _sample_labels(self, labels: Any, n: int) -> np.ndarray | None:
+        """``labels`` for :meth:`sample`: one class (an int) for all ``n`` images, or one per image."""
+        if labels is None:
+            return None
+        if isinstance(labels, (int, np.integer)) and not isinstance(labels, bool):
+            labels = np.full(n, int(labels), dtype=np.int64)
+        return check_labels(labels, n, self.num_classes, name="labels")
 
     # ------------------------------------------------------------------
     def sample(self, n: int, *, seed: int | None = None, noise: np.ndarray | None = None,
-               condition: np.ndarray | None = None, batch_size: int = 1000, ema: bool = True) -> np.ndarray:
+               labels: np.ndarray | None = None, batch_size: int = 1000, ema: bool = True) -> np.ndarray:
         """Generate ``n`` images with the generator in inference mode.
 
         Parameters
@@ -345,8 +388,10 @@ class GAN:
             Seed of the noise (the GAN's own random stream is not touched).
         noise : ndarray (n, latent_dim), optional
             Use these noise vectors instead.
-        condition : ndarray (n,), optional
-            The labels to generate, for a conditional generator.
+        labels : int or ndarray (n,) of int, optional
+            The classes to generate, for a conditional generator: one class for every
+            image, or one per image (:func:`minigan.conditional.even_labels` spreads
+            ``n`` images evenly over the classes).
         ema : bool
             Use ``generator_ema`` (the moving average of G's weights) when the GAN keeps
             one (the default); ``False``: the live generator.
@@ -365,18 +410,59 @@ class GAN:
         if not isinstance(ema, (bool, np.bool_)):
             raise TypeError(f"ema must be True or False, got {describe(ema)}")
         G = self.generator_ema if ema and self.generator_ema is not None else self.generator
-        if G.uses_condition or condition is not None:
-            G.check_condition(condition, n)
+        if self.conditional:
+            labels = self._sample_labels(labels, n)
+        if G.uses_condition or labels is not None:
+            G.check_condition(labels, n, "labels")
         was_training = G.training
         G.eval()
         try:
             chunks = [G.forward_unchecked(noise[i:i + batch_size],
-                                          None if condition is None else condition[i:i + batch_size]).copy()
+                                          None if labels is None else labels[i:i + batch_size]).copy()
                       for i in range(0, n, batch_size)]
         finally:
             if was_training:
                 G.train()
         return np.concatenate(chunks).reshape((n, *self.image_shape))
+
+    def latent_walk(self, walks: int, steps: int, *, seed: int | None = None,
+                    labels: np.ndarray | None = None, ema: bool = True) -> np.ndarray:
+        """Images along ``walks`` paths in the noise space, ``steps`` images each.
+
+        Each path runs from one random noise vector to another along the great circle
+        between them (spherical interpolation, "slerp": White 2016, "Sampling Generative
+        Networks"), which keeps every point at the typical norm of a Gaussian vector;
+        straight lines would pass through the low-norm middle that G rarely sees.
+
+        Parameters
+        ----------
+        walks, steps : int
+            Number of paths and images per path (``steps >= 2``: the two ends included).
+        seed : int, optional
+            Seed of the end points.
+        labels : int or ndarray (walks,) of int, optional
+            One class for every path, or one per path, for a conditional generator.
+
+        Returns
+        -------
+        ndarray (walks, steps, *image_shape)
+        """
+        walks = check_int(walks, "walks", minimum=1)
+        steps = check_int(steps, "steps", minimum=2)
+        rng = np.random.default_rng(seed)
+        start, end = self.noise(walks, rng).astype(np.float64), self.noise(walks, rng).astype(np.float64)
+        cosine = np.sum(start * end, axis=1) / (np.linalg.norm(start, axis=1) * np.linalg.norm(end, axis=1))
+        angle = np.arccos(np.clip(cosine, -1.0, 1.0))[:, None, None]
+        t = np.linspace(0.0, 1.0, steps)[None, :, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slerp = (np.sin((1 - t) * angle) * start[:, None] + np.sin(t * angle) * end[:, None]) / np.sin(angle)
+        lerp = (1 - t) * start[:, None] + t * end[:, None]  # where the ends (nearly) coincide
+        path = np.where(angle > 1e-6, slerp, lerp).reshape(walks * steps, self.latent_dim).astype(self.dtype)
+        if self.conditional:
+            labels = self._sample_labels(labels, walks)
+        per_image = None if labels is None else np.repeat(np.asarray(labels), steps)
+        images = self.sample(walks * steps, noise=path, labels=per_image, ema=ema)
+        return images.reshape((walks, steps, *self.image_shape))
 
     # ------------------------------------------------------------------
     def fit(
@@ -436,8 +522,6 @@ class GAN:
         minigan.run.TrainingResult with the metrics history, whether the run was
         interrupted, and paths.
         """
-        from .run import train  # the run-directory machinery lives beside the loop
-
         return train(
             self, data, labels=labels, iterations=iterations, epochs=epochs, batch_size=batch_size,
             out_dir=out_dir, sample_every=sample_every, checkpoint_every=checkpoint_every, eval_every=eval_every,
@@ -459,7 +543,8 @@ class GAN:
             "latent_dim": self.latent_dim,
             "image_shape": list(self.image_shape),
             "dtype": self.dtype.name,
-            "discriminator_terms": [term_config(t) for t in self.discriminator_terms],
+            "discriminator_terms": [term_config(t) for t in self.discriminator_terms
+                                    if not any(t is own for own in self.objective_terms)],
             "generator_terms": [term_config(t) for t in self.generator_terms],
         }
 
@@ -532,10 +617,38 @@ class GAN:
         for g, s in zip(generators, meta["layer_rngs"]):
             g.bit_generator.state = s
 
+    def checkpoint_nbytes(self) -> int:
+        """Bytes of the arrays a checkpoint holds: the networks, the average and the
+        optimizers' states (what :meth:`state` would copy, counted without copying)."""
+        total = 0
+        for part in self._stateful_parts().values():
+            if isinstance(part, Sequential):
+                total += sum(a.nbytes for a in (*part.params.values(), *part.buffers.values()))
+            else:
+                total += sum(a.nbytes for arrays in part._state_arrays().values() for a in arrays)
+        return total
+
     def weights_finite(self) -> bool:
         """True when no parameter of G or D is NaN or inf."""
         return all(K.all_finite(p.value.reshape(-1))
                    for net in (self.generator, self.discriminator) for p in net.parameters())
+
+
+def _num_classes(generator: Sequential, discriminator: Sequential) -> int | None:
+    """The number of classes the networks' conditional layers declare (``num_classes``),
+    checked to agree; None when none declares one."""
+    found = {}
+    for name, net in (("generator", generator), ("discriminator", discriminator)):
+        counts = {int(layer.num_classes) for layer in net.layers
+                  if layer.uses_condition and isinstance(getattr(layer, "num_classes", None), (int, np.integer))}
+        if len(counts) > 1:
+            raise ValueError(f"the {name}'s conditional layers take different numbers of classes: {sorted(counts)}")
+        if counts:
+            found[name] = counts.pop()
+    if len(set(found.values())) > 1:
+        raise ValueError(f"the generator takes {found['generator']} classes but the discriminator "
+                         f"{found['discriminator']}; build both for the same number of classes")
+    return next(iter(found.values()), None)
 
 
 def _check_terms(terms: Iterable[Any], kind: type, name: str) -> list[Any]:

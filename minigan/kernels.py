@@ -504,3 +504,133 @@ def all_finite(x):
         if not np.isfinite(x[k]):
             return False
     return True
+
+
+# ----------------------------------------------------------------------------
+# Second order: a perturbation of the input carried through forward and backward
+# ----------------------------------------------------------------------------
+# The gradient penalties (minigan.penalties) differentiate a backward pass. Each layer
+# carries a tangent: the derivative of its forward values (x_dot -> y_dot) and of its
+# backward values (grad_y_dot -> grad_x_dot, and the parameter gradients' tangents)
+# along one direction of the input. These kernels do the elementwise sweeps of that
+# pass; its matrix products go to BLAS in the layers, as in the first-order pass.
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _second_derivative_from_output(y, kind, one):
+    # act''(z) written in terms of y = act(z): tanh'' = -2 y (1 - y^2), sigmoid'' =
+    # y (1 - y) (1 - 2 y). The (leaky) ReLU and the identity are piecewise linear: their
+    # second derivative is 0 everywhere except at the kink, a set of measure zero.
+    if kind == ACT_TANH:
+        return -(one + one) * y * (one - y * y)
+    if kind == ACT_SIGMOID:
+        return y * (one - y) * (one - (one + one) * y)
+    return one - one
+
+
+@njit(cache=True, error_model="numpy")
+def activation_tangent_backward(grad_y, grad_y_dot, y, z_dot, kind, alpha, grad_z_dot):
+    """Tangent of ``grad_z = grad_y * act'(z)`` along a perturbation of z and grad_y.
+
+    ``grad_z_dot = grad_y_dot * act'(z) + grad_y * act''(z) * z_dot``, with ``act'`` and
+    ``act''`` computed from the output ``y = act(z)``; one sweep over (N, F) arrays.
+    """
+    n, m = y.shape
+    a = y.dtype.type(alpha)
+    one = y.dtype.type(1)
+    for i in range(n):
+        for j in range(m):
+            v = y[i, j]
+            grad_z_dot[i, j] = (grad_y_dot[i, j] * _derivative_from_output(v, kind, a, one)
+                                + grad_y[i, j] * _second_derivative_from_output(v, kind, one) * z_dot[i, j])
+
+
+@njit(cache=True, error_model="numpy")
+def activation_curvature(grad_y, y, z_dot, kind, grad_z_dot):
+    """The tangent above when ``grad_y_dot`` is zero: ``grad_z_dot = grad_y * act''(z) * z_dot``."""
+    n, m = y.shape
+    one = y.dtype.type(1)
+    for i in range(n):
+        for j in range(m):
+            grad_z_dot[i, j] = grad_y[i, j] * _second_derivative_from_output(y[i, j], kind, one) * z_dot[i, j]
+
+
+@njit(cache=True, error_model="numpy")
+def batchnorm_eval_tangent_forward(x_dot, gamma, inv_std, y_dot):
+    """Tangent of eval-mode BatchNorm (a per-feature affine map): ``y_dot = x_dot * gamma * inv_std``."""
+    n, m = x_dot.shape
+    for i in range(n):
+        for j in range(m):
+            y_dot[i, j] = x_dot[i, j] * (gamma[j] * inv_std[j])
+
+
+@njit(cache=True, error_model="numpy")
+def batchnorm_eval_tangent_backward(grad_y, grad_y_dot, x_hat, x_dot, gamma, inv_std,
+                                    grad_x_dot, grad_gamma, grad_beta, grad_mode):
+    """Tangent of eval-mode BatchNorm's backward along (x_dot, grad_y_dot).
+
+    The backward is ``dgamma = sum_i g x_hat``, ``dbeta = sum_i g``, ``dx = g gamma inv_std``
+    with ``x_hat = (x - mean) inv_std``, so ``x_hat_dot = x_dot inv_std`` and
+    ``R{dgamma} = sum_i (g_dot x_hat + g x_dot inv_std)``, ``R{dbeta} = sum_i g_dot``,
+    ``R{dx} = g_dot gamma inv_std``; the two sums go into the gradients by ``grad_mode``.
+    """
+    n, m = grad_y.shape
+    s_gamma = np.zeros(m, dtype=grad_y.dtype)
+    s_beta = np.zeros(m, dtype=grad_y.dtype)
+    for i in range(n):
+        for j in range(m):
+            g_dot = grad_y_dot[i, j]
+            s_gamma[j] += g_dot * x_hat[i, j] + grad_y[i, j] * x_dot[i, j] * inv_std[j]
+            s_beta[j] += g_dot
+            grad_x_dot[i, j] = g_dot * (gamma[j] * inv_std[j])
+    _store_grad(s_gamma, grad_gamma, grad_mode)
+    _store_grad(s_beta, grad_beta, grad_mode)
+
+
+@njit(cache=True, error_model="numpy")
+def batchnorm_eval_curvature(grad_y, x_dot, inv_std, grad_gamma, grad_beta, grad_mode):
+    """The tangent above when ``grad_y_dot`` is zero: ``R{dgamma} = sum_i g x_dot inv_std``,
+    ``R{dbeta} = 0`` (written as 0 under GRAD_WRITE), ``R{dx} = 0``."""
+    n, m = grad_y.shape
+    s_gamma = np.zeros(m, dtype=grad_y.dtype)
+    for i in range(n):
+        for j in range(m):
+            s_gamma[j] += grad_y[i, j] * x_dot[i, j] * inv_std[j]
+    _store_grad(s_gamma, grad_gamma, grad_mode)
+    if grad_mode == GRAD_WRITE:
+        for j in range(m):
+            grad_beta[j] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def penalty_direction(g, center, scale, direction, norms):
+    """A gradient penalty's value and its derivative with respect to the input gradient.
+
+    For rows ``g_i`` of the input gradient (N, P), in one pass per row:
+    ``norms[i] = ||g_i||``; the returned float64 sum is ``sum_i ||g_i||^2`` when
+    ``center == 0`` (no square root taken) and ``sum_i (||g_i|| - center)^2`` otherwise;
+    ``direction[i] = d(scale * that sum)/d g_i``, which is ``2 scale g_i`` for center 0 and
+    ``2 scale (||g_i|| - center) / ||g_i|| * g_i`` otherwise (0 for a zero row, where the
+    norm has no derivative: the subgradient 0, as PyTorch's ``norm`` backward gives).
+    The squares are summed in float64 for float32 inputs too.
+    """
+    n, m = g.shape
+    total = 0.0
+    for i in range(n):
+        s = 0.0
+        for j in range(m):
+            v = float(g[i, j])
+            s += v * v
+        norm = math.sqrt(s)
+        norms[i] = norm
+        if center == 0.0:
+            total += s
+            factor = 2.0 * scale
+        else:
+            d = norm - center
+            total += d * d
+            factor = 2.0 * scale * d / norm if norm > 0.0 else 0.0
+        f = direction.dtype.type(factor)
+        for j in range(m):
+            direction[i, j] = f * g[i, j]
+    return total

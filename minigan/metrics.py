@@ -1,8 +1,8 @@
 """How good are the generated digits? A quality number that needs no download.
 
-GAN losses say little about sample quality, so minigan measures samples the way
-GUIDE.md section 3 describes, with a small digit classifier trained on the
-bundled real digits using minigan's own layers:
+GAN losses say little about sample quality, so minigan measures the samples
+themselves, offline, with a small digit classifier trained on the bundled real
+digits using minigan's own layers:
 
 * ``classifier_fid``: the Frechet distance between the classifier's penultimate
   features (128 numbers per image) on generated and on real digits -- the idea of
@@ -261,20 +261,12 @@ class DigitClassifier:
     @classmethod
     def build(cls, *, seed: int | np.random.Generator | None = 0) -> "DigitClassifier":
         """An untrained classifier with freshly initialised weights from ``seed``."""
-        from minigan.layers import Dense, LeakyReLU
-        from minigan.model import Sequential
+        from minigan.models import mlp
 
         rng = check_rng(seed, "seed")
-        first, second = HIDDEN_WIDTHS
-        body = Sequential(
-            [
-                Dense(NUM_PIXELS, first, rng=rng),
-                LeakyReLU(LEAKY_SLOPE),
-                Dense(first, second, rng=rng),
-                LeakyReLU(LEAKY_SLOPE),
-            ]
-        )
-        head = Sequential([Dense(second, NUM_CLASSES, rng=rng)])
+        # LeakyReLU(0.2) is mlp's "leaky_relu"; the weights are drawn layer by layer from one stream
+        body = mlp(NUM_PIXELS, HIDDEN_WIDTHS, None, activation="leaky_relu", rng=rng)
+        head = mlp(HIDDEN_WIDTHS[-1], (), NUM_CLASSES, rng=rng)
         return cls(body, head)
 
     @classmethod
@@ -319,6 +311,7 @@ class DigitClassifier:
         """
         from minigan.losses import SoftmaxCrossEntropy
         from minigan.optim import Adam
+        from minigan.training import train_minibatches
 
         flat = as_classifier_input(images, "images")
         targets = _check_labels(labels, flat.shape[0])
@@ -330,35 +323,23 @@ class DigitClassifier:
         rng = np.random.default_rng(seed)
         model = cls.build(seed=rng)
         params = list(model.body.parameters()) + list(model.head.parameters())
-        optimizer = Adam(params, lr=lr)
-        loss = SoftmaxCrossEntropy()
-        model.body.train()
-        model.head.train()
         n = flat.shape[0]
         total_steps = epochs * -(-n // batch_size)
-        step = 0
-        for epoch in range(epochs):
-            order = rng.permutation(n)
-            total = 0.0
-            for start in range(0, n, batch_size):
-                # Cosine decay to zero: the last epochs settle instead of hopping
-                # between minima, which makes the result less sensitive to the seed.
-                optimizer.lr = lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-                step += 1
-                index = order[start : start + batch_size]
-                batch = flat[index]
-                if max_shift:
-                    batch = _shift_images(batch, rng, max_shift)
-                optimizer.zero_grad()
-                logits = model.head.forward(model.body.forward(batch))
-                total += loss.forward(logits, targets[index]) * index.shape[0]
-                # The first layer's input gradient is never used: skip computing it.
-                model.body.backward(model.head.backward(loss.backward()), input_grad=False)
-                optimizer.step()
-            if progress:
-                print(f"epoch {epoch + 1}/{epochs}: mean loss {total / n:.4f}", flush=True)
-        model.body.eval()
-        model.head.eval()
+
+        def cosine(step: int) -> float:
+            # Cosine decay to zero: the last epochs settle instead of hopping
+            # between minima, which makes the result less sensitive to the seed.
+            return lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+
+        def report(epoch: int, mean_loss: float) -> None:
+            print(f"epoch {epoch + 1}/{epochs}: mean loss {mean_loss:.4f}", flush=True)
+
+        train_minibatches(
+            [model.body, model.head], SoftmaxCrossEntropy(), Adam(params, lr=lr), flat, targets,
+            epochs=epochs, batch_size=batch_size, epoch_order=lambda epoch: rng.permutation(n),
+            learning_rate=cosine, augment=(lambda batch: _shift_images(batch, rng, max_shift)) if max_shift else None,
+            on_epoch_end=report if progress else None,
+        )
         model.meta.update(
             {
                 "epochs": epochs,
@@ -403,14 +384,73 @@ class DigitClassifier:
 
     # ------------------------------------------------------------------ inference
 
-    def _run(self, images: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-        flat = as_classifier_input(images, name)
+    def features_and_logits(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Penultimate-layer features and class scores of ``images`` in one pass.
+
+        Parameters
+        ----------
+        images : ndarray of shape (n, 28, 28) or (n, 784)
+            Float in ``[-1, 1]`` or uint8.
+
+        Returns
+        -------
+        features : ndarray of float64, shape (n, 128)
+        logits : ndarray of float64, shape (n, 10)
+        """
+        flat = as_classifier_input(images, "images")
         features, logits = [], []
         for start in range(0, flat.shape[0], _BATCH):
             hidden = self.body.forward(flat[start : start + _BATCH])
             features.append(np.array(hidden, dtype=np.float64))
             logits.append(np.array(self.head.forward(hidden), dtype=np.float64))
         return np.concatenate(features), np.concatenate(logits)
+
+    def reference_points(self, real_images: np.ndarray, seed: int = 0) -> dict[str, Any]:
+        """Statistics of real digits and the two reference distances, remembered per classifier.
+
+        Parameters
+        ----------
+        real_images : ndarray of shape (m, 28, 28) or (m, 784)
+            Float in ``[-1, 1]`` or uint8; ``m >= 4``.
+        seed : int
+            Seeds the halving of the real digits and the noise images.
+
+        Returns
+        -------
+        dict
+            ``real_stats``: (mean (128,), covariance (128, 128)) of the real features;
+            ``fid_real_vs_real``: the Frechet distance between two random halves of
+            the real digits (a floor); ``fid_noise``: between m/2 uniform-noise
+            images and all real digits (a ceiling). The last four results are kept,
+            keyed by the content of ``real_images`` and ``seed``, so that evaluating
+            every N iterations of a run costs only the forward pass over the fakes.
+        """
+        real = as_classifier_input(real_images, "real_images")
+        if real.shape[0] < 4:
+            raise ValueError(
+                f"at least 4 real images are needed (two halves of 2 for the real-vs-real reference), "
+                f"got {real.shape[0]}"
+            )
+        seed = check_int(seed, "seed", minimum=0)
+        key = (hashlib.sha1(real.tobytes()).hexdigest(), real.shape, seed)
+        cache = self._reference_cache
+        if key in cache:
+            return cache[key]
+        features = self.features(real)
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(features.shape[0])
+        half = features.shape[0] // 2
+        noise = rng.uniform(-1.0, 1.0, size=(half, NUM_PIXELS)).astype(np.float32)
+        stats = feature_statistics(features, "real features")
+        entry = {
+            "real_stats": stats,
+            "fid_real_vs_real": frechet_distance(features[order[:half]], features[order[half : 2 * half]]),
+            "fid_noise": frechet_distance_from_statistics(*feature_statistics(self.features(noise)), *stats),
+        }
+        while len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+        cache[key] = entry
+        return entry
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """Penultimate-layer features.
@@ -424,11 +464,11 @@ class DigitClassifier:
         -------
         ndarray of float64, shape (n, 128)
         """
-        return self._run(images, "images")[0]
+        return self.features_and_logits(images)[0]
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Class scores before the softmax, shape (n, 10) float64."""
-        return self._run(images, "images")[1]
+        return self.features_and_logits(images)[1]
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n, 10) float64, rows summing to 1."""
@@ -511,33 +551,6 @@ def _bundled_digits() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _reference_points(classifier: DigitClassifier, real: np.ndarray, seed: int) -> dict[str, Any]:
-    """Real-data statistics and the two reference distances, cached on the classifier.
-
-    Keyed by the content of ``real``, so evaluating every N iterations of a run
-    costs only the forward pass over the fakes.
-    """
-    key = (hashlib.sha1(real.tobytes()).hexdigest(), real.shape, seed)
-    cache = classifier._reference_cache
-    if key in cache:
-        return cache[key]
-    features = classifier.features(real)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(features.shape[0])
-    half = features.shape[0] // 2
-    noise = rng.uniform(-1.0, 1.0, size=(half, NUM_PIXELS)).astype(np.float32)
-    stats = feature_statistics(features, "real features")
-    entry = {
-        "real_stats": stats,
-        "fid_real_vs_real": frechet_distance(features[order[:half]], features[order[half : 2 * half]]),
-        "fid_noise": frechet_distance_from_statistics(*feature_statistics(classifier.features(noise)), *stats),
-    }
-    while len(cache) >= 4:
-        cache.pop(next(iter(cache)))
-    cache[key] = entry
-    return entry
-
-
 def evaluate_samples(
     fake_images: np.ndarray,
     real_images: np.ndarray | None = None,
@@ -585,17 +598,12 @@ def evaluate_samples(
     seed = check_int(seed, "seed", minimum=0)
     fake = as_classifier_input(fake_images, "fake_images")
     if fake.shape[0] < 2:
-        raise ValueError(f"fake_images needs at least 2 images, got {fake.shape[0]}")
-    if real_images is None:
-        real = _bundled_digits()[0]
-    else:
-        real = real_images
-    real_flat = as_classifier_input(real, "real_images")
-    if real_flat.shape[0] < 4:
-        raise ValueError(f"real_images needs at least 4 images (two halves of 2), got {real_flat.shape[0]}")
-    reference = _reference_points(classifier, real_flat, seed)
+        raise ValueError(
+            f"at least 2 generated images are needed to estimate the covariance of their features, got {fake.shape[0]}"
+        )
+    reference = classifier.reference_points(_bundled_digits()[0] if real_images is None else real_images, seed)
 
-    features, logits = classifier._run(fake, "fake_images")
+    features, logits = classifier.features_and_logits(fake)
     probs = _softmax(logits)
     predicted = probs.argmax(axis=1)
     histogram = np.bincount(predicted, minlength=NUM_CLASSES)

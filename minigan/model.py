@@ -232,6 +232,13 @@ class Sequential(Layer):
             raise ValueError(f"this model is conditional ({', '.join(users)}): pass {name}= with one entry per row")
         if not isinstance(condition, np.ndarray) or condition.ndim < 1 or condition.shape[0] != n:
             raise ValueError(f"{name} must be an array with one entry per row ({n}), got {describe(condition)}")
+        self.validate_condition(condition, name)
+
+    def validate_condition(self, condition: Any, name: str = "condition") -> None:
+        """Every conditional layer's check of ``condition`` (a model nested in another)."""
+        for layer in self.layers:
+            if layer.uses_condition:
+                layer.validate_condition(condition, name)
 
     def forward_unchecked(self, x: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray:
         """:meth:`forward` without the checks, for callers that validated ``x`` (and the
@@ -298,12 +305,18 @@ class Sequential(Layer):
         self, grad_y: np.ndarray, grad_mode: int = K.GRAD_ADD, input_grad: bool = True
     ) -> np.ndarray | None:
         """:meth:`backward` without the checks; ``grad_mode`` is ``kernels.GRAD_ADD``,
-        ``GRAD_WRITE`` or ``GRAD_SKIP`` (see :class:`~minigan.layers.Layer`)."""
+        ``GRAD_WRITE`` or ``GRAD_SKIP`` (see :class:`~minigan.layers.Layer`).
+
+        Without ``input_grad`` the pass stops at the first layer that has parameters:
+        below it no gradient is needed (e.g. a conditional generator's label code,
+        joined to the noise by a layer without parameters)."""
         g: np.ndarray | None = grad_y
-        for index in range(len(self._steps) - 1, -1, -1):
+        stop = 0 if input_grad else self._first_trainable_step()
+        for index in range(len(self._steps) - 1, stop - 1, -1):
             layer, activation = self._steps[index]
             if layer.fuses_activation:
-                g = layer.backward_unchecked(g, grad_mode, activation, input_grad or index > 0)  # type: ignore[call-arg]
+                g = layer.backward_unchecked(g, grad_mode, activation,  # type: ignore[call-arg]
+                                             input_grad or index > stop)
             else:
                 g = layer.backward_unchecked(g, grad_mode)
                 if index in self._custom_input_shapes:
@@ -315,6 +328,88 @@ class Sequential(Layer):
                         )
                     g = np.ascontiguousarray(g)
         return g
+
+    def _first_trainable_step(self) -> int:
+        """The index of the first step (a layer, or a fused pair) that has parameters."""
+        for index, (layer, activation) in enumerate(self._steps):
+            if layer.params or (activation is not None and activation.params):
+                return index
+        return len(self._steps)
+
+    # -- second order (gradient penalties; see minigan.layers.Layer) --------------
+    def _input_shape_of_custom(self, layer_index: int) -> tuple[int, ...] | None:
+        """The input shape a user's layer saw in the last forward (None for a built-in layer)."""
+        step = 0
+        for index in range(layer_index):
+            layer, activation = self._steps[step]
+            if activation is None or self.layers[index] is activation:
+                step += 1
+        return self._custom_input_shapes.get(step)
+
+    def _checked(self, index: int, layer: Layer, value: Any, shape: tuple[int, ...], dtype: np.dtype,
+                 what: str, allow_none: bool = False) -> np.ndarray | None:
+        """What a user's layer returned in a backward or second-order pass, checked before
+        the compiled kernels after it trust its shape."""
+        if value is None and allow_none:
+            return None
+        if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != dtype:
+            raise ValueError(f"layers[{index}] ({layer!r}).{what} must return a {dtype} array of shape {shape}"
+                             f"{' or None' if allow_none else ''}, got {describe(value)}")
+        return np.ascontiguousarray(value)
+
+    def backward_layers(self, grad_y: np.ndarray, grad_mode: int = K.GRAD_SKIP) -> list[np.ndarray]:
+        """Backpropagate ``grad_y`` layer by layer (unfused) and keep every intermediate gradient.
+
+        Returns a list of ``len(layers) + 1`` arrays: entry ``i`` is the gradient with
+        respect to the input of ``layers[i]`` (entry 0: the model's input gradient), the
+        last is ``grad_y``. The second-order pass differentiates these. Parameter
+        gradients follow ``grad_mode`` (default ``GRAD_SKIP``: left alone). No checks.
+        """
+        grads: list[np.ndarray] = [grad_y] * (len(self.layers) + 1)
+        g = grad_y
+        for index in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[index]
+            g = layer.backward_unchecked(g, grad_mode)
+            if not layer.unchecked:
+                shape = self._input_shape_of_custom(index)
+                if shape is not None:
+                    g = self._checked(index, layer, g, shape, grad_y.dtype, "backward")
+            grads[index] = g
+        return grads
+
+    def tangent_forward(self, x_dot: np.ndarray) -> np.ndarray:
+        """Carry the input perturbation ``x_dot`` (N, in_features) through the last forward
+        pass: returns ``y_dot`` (N, out_features) and leaves in every layer what
+        :meth:`tangent_backward` needs (see :class:`~minigan.layers.Layer`)."""
+        for index, layer in enumerate(self.layers):
+            y_dot = layer.tangent_forward(x_dot)
+            if not layer.unchecked:
+                shape = (x_dot.shape[0], layer.output_features(x_dot.shape[1]))
+                y_dot = self._checked(index, layer, y_dot, shape, x_dot.dtype, "tangent_forward")
+            x_dot = y_dot
+        return x_dot
+
+    def tangent_backward(self, grad_y: np.ndarray, grad_y_dot: np.ndarray | None, grad_mode: int = K.GRAD_ADD,
+                         *, layer_grads: list[np.ndarray] | None = None) -> np.ndarray | None:
+        """The tangent of the backward pass of ``grad_y`` (N, out_features) along the
+        perturbation given to :meth:`tangent_forward` (and ``grad_y_dot``, None for zero).
+
+        Every layer puts the tangents of its parameter gradients into ``grads`` by
+        ``grad_mode`` (added by default); returns the tangent of the input gradient
+        (N, in_features) or None where it is zero. ``layer_grads``: the output of
+        :meth:`backward_layers` for ``grad_y``, if the caller has it (else recomputed).
+        """
+        if layer_grads is None:
+            layer_grads = self.backward_layers(grad_y)
+        g_dot = grad_y_dot
+        for index in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[index]
+            g_dot = layer.tangent_backward(layer_grads[index + 1], g_dot, grad_mode)
+            if not layer.unchecked:
+                reference = layer_grads[index]
+                g_dot = self._checked(index, layer, g_dot, reference.shape, reference.dtype, "tangent_backward",
+                                      allow_none=True)
+        return g_dot
 
     def cache_state(self) -> dict[str, Any]:
         """What ``backward`` needs from the last forward of every layer (by reference).

@@ -1,7 +1,7 @@
 """Ready-made generators and discriminators.
 
 ``reference_generator`` / ``reference_discriminator`` are the article's dense
-MNIST GAN exactly as GUIDE.md section 1 gives it (Keras-GAN's ``gan/gan.py``):
+MNIST GAN in the canonical form of Keras-GAN's ``gan/gan.py`` (github.com/eriklindernoren/Keras-GAN):
 
 * generator: z (100) -> Dense 256 -> LeakyReLU(0.2) -> BatchNorm(momentum 0.8)
   -> Dense 512 -> LeakyReLU(0.2) -> BatchNorm(0.8) -> Dense 1024 -> LeakyReLU(0.2)
@@ -15,19 +15,32 @@ zero biases, BatchNorm ``eps=1e-3`` with Keras' meaning of ``momentum``.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
 
 from ._validation import check_choice, check_int, check_real, check_rng
+from .checkpoint import checkpoint_path, load_checkpoint
+from .conditional.layers import ConditionalBatchNorm, LabelConcat, Projection
+from .gan import GAN
 from .layers import BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
 from .model import Sequential
-from .settings import ACTIVATION_NAMES
+from .objectives import objective_from_config
+from .optim import Adam, optimizer_from_config
+from .serialization import FileFormatError
+from .settings import ACTIVATION_NAMES, BY_NAME, D_CONDITIONINGS, G_CONDITIONINGS, resolve
+from .terms import R1Penalty, term_from_config
 
 _ACTIVATION_LAYERS = {"leaky_relu": lambda: LeakyReLU(0.2), "relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 #: Hidden activations by name (the names are the settings' ``g_activation`` / ``d_activation`` choices).
 ACTIVATIONS = {name: _ACTIVATION_LAYERS[name] for name in ACTIVATION_NAMES}
 OUTPUTS = {"tanh": Tanh, "sigmoid": Sigmoid, "linear": None}
+DEFAULT_G_CONDITIONING = BY_NAME["g_conditioning"].default
+DEFAULT_D_CONDITIONING = BY_NAME["d_conditioning"].default
+#: Width of the generator's learned label embedding (``conditioning="embedding"``; PyTorch-GAN's cgan: one per
+#: class of MNIST).
+DEFAULT_EMBEDDING_DIM = 10
 
 
 def _image_size(image_shape: Sequence[int]) -> int:
@@ -125,20 +138,53 @@ def mlp_generator(
     output: str = "tanh",
     dtype: Any = np.float32,
     rng: Any = None,
+    num_classes: int | None = None,
+    embedding_dim: int | None = DEFAULT_EMBEDDING_DIM,
+    conditioning: str = DEFAULT_G_CONDITIONING,
 ) -> Sequential:
     """A dense generator ``z (latent_dim,) -> image (prod(image_shape),)``.
 
     Each hidden block is Dense -> activation [-> BatchNorm(momentum)], then a Dense
     to the image size and the ``output`` activation (``"tanh"`` for pixels in [-1, 1]).
 
+    With ``num_classes`` the generator is conditional, ``(z, label) -> image``, by
+    ``conditioning`` (see :mod:`minigan.conditional`):
+
+    * ``"one-hot"``: a :class:`~minigan.conditional.LabelConcat` first joins the label's
+      one-hot code to z (Mirza and Osindero 2014), so the first Dense takes
+      ``latent_dim + num_classes`` inputs;
+    * ``"embedding"``: the same with a learned embedding of ``embedding_dim`` numbers
+      (PyTorch-GAN's cgan);
+    * ``"batchnorm"``: every BatchNorm becomes a
+      :class:`~minigan.conditional.ConditionalBatchNorm`, a scale and shift per class
+      (Miyato and Koyama's generator); needs ``batchnorm=True``.
+
     Returns
     -------
-    Sequential mapping (N, latent_dim) -> (N, prod(image_shape)).
+    Sequential mapping (N, latent_dim) [and labels (N,)] -> (N, prod(image_shape)).
     """
     latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
-    return mlp(latent_dim, _widths(hidden, "hidden"), _image_size(image_shape), activation=activation,
-               batchnorm_momentum=check_real(momentum, "momentum") if batchnorm else None, output=output,
-               dtype=dtype, rng=rng)
+    rng = check_rng(rng)
+    label = None
+    if num_classes is not None:
+        check_choice(conditioning, "conditioning", G_CONDITIONINGS)
+        if conditioning == "batchnorm" and not batchnorm:
+            raise ValueError("conditioning='batchnorm' makes the generator's BatchNorm layers conditional, and "
+                             "this generator has none (batchnorm=False); choose 'one-hot' or 'embedding'")
+        if conditioning != "batchnorm":
+            label = _label_concat(latent_dim, num_classes, embedding_dim if conditioning == "embedding" else None,
+                                  dtype, rng)
+    net = mlp(latent_dim if label is None else label.output_features(latent_dim), _widths(hidden, "hidden"),
+              _image_size(image_shape), activation=activation,
+              batchnorm_momentum=check_real(momentum, "momentum") if batchnorm else None, output=output,
+              dtype=dtype, rng=rng)
+    if num_classes is None:
+        return net
+    if conditioning == "batchnorm":
+        return Sequential([ConditionalBatchNorm(layer.num_features, num_classes, momentum=layer.momentum,
+                                                eps=layer.eps, dtype=dtype) if isinstance(layer, BatchNorm) else layer
+                           for layer in net.layers])
+    return Sequential([label, *net.layers])
 
 
 def mlp_discriminator(
@@ -149,33 +195,71 @@ def mlp_discriminator(
     dropout: float = 0.0,
     dtype: Any = np.float32,
     rng: Any = None,
+    num_classes: int | None = None,
+    conditioning: str = DEFAULT_D_CONDITIONING,
+    embedding_dim: int | None = None,
 ) -> Sequential:
     """A dense discriminator ``image (prod(image_shape),) -> logit (1,)``.
 
     Each hidden block is Dense -> activation [-> Dropout(dropout)]; the last Dense has
     one output, a logit (no sigmoid: the loss applies it).
+
+    With ``num_classes`` the discriminator is conditional, ``(image, label) -> logit``,
+    by ``conditioning``: ``"projection"`` replaces the last Dense by a
+    :class:`~minigan.conditional.Projection` (Miyato and Koyama 2018: the score plus
+    the inner product of the last hidden features with an embedding of the label);
+    ``"concat"`` joins the label's one-hot code (or, with ``embedding_dim``, a learned
+    embedding) to the image before the first Dense (Mirza and Osindero 2014).
     """
-    return mlp(_image_size(image_shape), _widths(hidden, "hidden"), 1, activation=activation, dropout=dropout,
-               dtype=dtype, rng=rng)
+    size = _image_size(image_shape)
+    widths = _widths(hidden, "hidden")
+    if num_classes is None:
+        return mlp(size, widths, 1, activation=activation, dropout=dropout, dtype=dtype, rng=rng)
+    check_choice(conditioning, "conditioning", D_CONDITIONINGS)
+    rng = check_rng(rng)
+    if conditioning == "projection":
+        body = mlp(size, widths, None, activation=activation, dropout=dropout, dtype=dtype, rng=rng)
+        return Sequential([*body.layers, Projection(widths[-1], num_classes, dtype=dtype, rng=rng)])
+    label = _label_concat(size, num_classes, embedding_dim, dtype, rng)
+    body = mlp(label.output_features(size), widths, 1, activation=activation, dropout=dropout, dtype=dtype, rng=rng)
+    return Sequential([label, *body.layers])
+
+
+def _label_concat(in_features: int, num_classes: int | None, embedding_dim: int | None, dtype: Any,
+                  rng: np.random.Generator) -> LabelConcat | None:
+    """The label's entry layer of a conditional network (None without ``num_classes``)."""
+    if num_classes is None:
+        return None
+    num_classes = check_int(num_classes, "num_classes", minimum=1)
+    return LabelConcat(in_features, num_classes, embedding_dim=embedding_dim, dtype=dtype, rng=rng)
 
 
 def reference_generator(
-    latent_dim: int = 100, image_shape: Sequence[int] = (28, 28), *, dtype: Any = np.float32, rng: Any = None
+    latent_dim: int = 100, image_shape: Sequence[int] = (28, 28), *, dtype: Any = np.float32, rng: Any = None,
+    num_classes: int | None = None, embedding_dim: int | None = DEFAULT_EMBEDDING_DIM,
+    conditioning: str = DEFAULT_G_CONDITIONING,
 ) -> Sequential:
     """The article's generator (see the module docstring): 1,489,936 trainable parameters for MNIST
-    (+3,584 BatchNorm running statistics; Keras' summary reports the sum, 1,493,520)."""
+    (+3,584 BatchNorm running statistics; Keras' summary reports the sum, 1,493,520).
+    ``num_classes``: the conditional variant (see :func:`mlp_generator`)."""
     return mlp_generator(latent_dim, image_shape, hidden=(256, 512, 1024), activation="leaky_relu",
-                         batchnorm=True, momentum=0.8, output="tanh", dtype=dtype, rng=rng)
+                         batchnorm=True, momentum=0.8, output="tanh", dtype=dtype, rng=rng,
+                         num_classes=num_classes, embedding_dim=embedding_dim, conditioning=conditioning)
 
 
 def reference_discriminator(
-    image_shape: Sequence[int] = (28, 28), *, dtype: Any = np.float32, rng: Any = None
+    image_shape: Sequence[int] = (28, 28), *, dtype: Any = np.float32, rng: Any = None,
+    num_classes: int | None = None, conditioning: str = DEFAULT_D_CONDITIONING,
+    embedding_dim: int | None = None,
 ) -> Sequential:
-    """The article's discriminator (see the module docstring), outputting logits: 533,505 parameters."""
-    return mlp_discriminator(image_shape, hidden=(512, 256), activation="leaky_relu", dropout=0.0, dtype=dtype, rng=rng)
+    """The article's discriminator (see the module docstring), outputting logits: 533,505 parameters.
+    ``num_classes``: the conditional variant (see :func:`mlp_discriminator`)."""
+    return mlp_discriminator(image_shape, hidden=(512, 256), activation="leaky_relu", dropout=0.0, dtype=dtype,
+                             rng=rng, num_classes=num_classes, conditioning=conditioning,
+                             embedding_dim=embedding_dim)
 
 
-def build_gan(settings: dict[str, Any] | None = None, *, terms: bool = True) -> Any:
+def build_gan(settings: dict[str, Any] | None = None, *, terms: bool = True) -> GAN:
     """A :class:`minigan.GAN` built from plain settings (those of :mod:`minigan.settings`,
     as ``minigan train`` takes them, plus ``image_shape``).
 
@@ -184,34 +268,59 @@ def build_gan(settings: dict[str, Any] | None = None, *, terms: bool = True) -> 
     ``g_batchnorm``, ``d_hidden``, ``d_activation`` and ``d_dropout``. The generator
     gets Adam(g_lr, beta1, beta2), the discriminator Adam(d_lr, beta1, beta2). The
     weights are drawn from a stream derived from ``seed`` and distinct from the GAN's
-    noise stream. Missing settings take their defaults; unknown ones are an error.
+    noise stream. ``r1`` (> 0) attaches :class:`minigan.terms.R1Penalty` (gamma ``r1``,
+    applied every ``r1_every`` D updates). Missing settings take their defaults;
+    unknown ones are an error.
 
     ``evade`` adds a :class:`minigan.benford.evasion.DetectorTerm` of its detector files
     and ``benford_weight > 0`` a :class:`minigan.benford.evasion.BenfordTerm` against the
-    images of ``data``. ``terms=False`` leaves them out (enough to sample).
-    """
-    from .gan import GAN
-    from .optim import Adam
-    from .settings import resolve
+    images of ``data``. ``terms=False`` leaves out these and the penalty (enough to sample).
 
+    ``conditional=True`` builds the conditional variants of both networks for
+    ``num_classes`` classes, G by ``g_conditioning`` (:func:`mlp_generator`) and D by
+    ``d_conditioning`` (:func:`mlp_discriminator`); ``num_classes`` and the optional
+    ``class_names`` are given beside the settings, like ``image_shape``.
+    """
     given = dict(settings or {})
     shape = tuple(given.pop("image_shape", (28, 28)))
+    num_classes = given.pop("num_classes", None)
+    class_names = given.pop("class_names", None)
     s = resolve(given)
+    if not s["conditional"]:
+        for key in ("g_conditioning", "d_conditioning"):
+            if s[key] != BY_NAME[key].default:
+                raise ValueError(f"{key}={s[key]!r} applies to a conditional GAN: add conditional=true "
+                                 f"(--conditional) or leave {key} out")
+        num_classes = class_names = None
+    elif num_classes is None:
+        raise ValueError("a conditional GAN needs num_classes (the number of classes of its data's labels)")
+    else:
+        num_classes = check_int(num_classes, "num_classes", minimum=1)
+        if s["g_conditioning"] == "batchnorm" and s["architecture"] == "mlp" and not s["g_batchnorm"]:
+            raise ValueError("g_conditioning='batchnorm' (--g-conditioning batchnorm) makes G's BatchNorm layers "
+                             "conditional, and g_batchnorm=false leaves G without any; choose one-hot or embedding")
+    g_conditioned = {"num_classes": num_classes, "conditioning": s["g_conditioning"]} if num_classes else {}
+    d_conditioned = {"num_classes": num_classes, "conditioning": s["d_conditioning"]} if num_classes else {}
     init_rng = np.random.default_rng([s["seed"], 1])
     if s["architecture"] == "reference":
-        G = reference_generator(s["latent_dim"], shape, dtype=s["dtype"], rng=init_rng)
-        D = reference_discriminator(shape, dtype=s["dtype"], rng=init_rng)
+        G = reference_generator(s["latent_dim"], shape, dtype=s["dtype"], rng=init_rng, **g_conditioned)
+        D = reference_discriminator(shape, dtype=s["dtype"], rng=init_rng, **d_conditioned)
     else:
         G = mlp_generator(s["latent_dim"], shape, hidden=s["g_hidden"], activation=s["g_activation"],
-                          batchnorm=s["g_batchnorm"], dtype=s["dtype"], rng=init_rng)
+                          batchnorm=s["g_batchnorm"], dtype=s["dtype"], rng=init_rng, **g_conditioned)
         D = mlp_discriminator(shape, hidden=s["d_hidden"], activation=s["d_activation"], dropout=s["d_dropout"],
-                              dtype=s["dtype"], rng=init_rng)
+                              dtype=s["dtype"], rng=init_rng, **d_conditioned)
     g_opt = Adam(G.parameters(), lr=s["g_lr"], beta1=s["beta1"], beta2=s["beta2"])
     d_opt = Adam(D.parameters(), lr=s["d_lr"], beta1=s["beta1"], beta2=s["beta2"])
+    if not s["r1"] and s["r1_every"] != BY_NAME["r1_every"].default:
+        raise ValueError(f"r1_every={s['r1_every']} has no effect without r1: set the penalty's gamma "
+                         "(--r1 GAMMA) or leave r1_every out")
+    d_terms = [R1Penalty(s["r1"], every=s["r1_every"])] if s["r1"] else []
     return GAN(G, D, latent_dim=s["latent_dim"], loss=s["loss"], g_optimizer=g_opt, d_optimizer=d_opt,
                d_steps=s["d_steps"], label_smoothing=s["label_smoothing"], clip_value=s["clip_value"],
                seed=s["seed"], ema_decay=s["ema_decay"], image_shape=shape,
-               generator_terms=_generator_terms(s, shape) if terms else ())
+               discriminator_terms=d_terms if terms else (),
+               generator_terms=_generator_terms(s, shape) if terms else (), class_names=class_names)
 
 
 def _generator_terms(s: dict[str, Any], shape: tuple[int, ...]) -> list[Any]:
@@ -232,7 +341,7 @@ def _generator_terms(s: dict[str, Any], shape: tuple[int, ...]) -> list[Any]:
 
 
 def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | None = None,
-                    terms: bool = True) -> Any:
+                    terms: bool = True) -> GAN:
     """A fresh :class:`minigan.GAN` (weights not loaded) built as a run's ``config.json`` records.
 
     A run made by ``minigan train`` is rebuilt from its settings (:func:`build_gan`);
@@ -240,16 +349,12 @@ def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | 
     terms; one from an older minigan from its flat settings. ``terms=False`` leaves
     out extra loss terms (not needed to sample).
     """
-    from .gan import GAN
-    from .objectives import objective_from_config
-    from .optim import optimizer_from_config
-    from .settings import BY_NAME
-    from .terms import term_from_config
-
     if not isinstance(config, dict):
         raise ValueError(f"a run record must be a dict, got {type(config).__name__}")
+    classes = {key: config[key] for key in ("num_classes", "class_names") if config.get(key) is not None}
     if isinstance(config.get("settings"), dict):
-        return build_gan({**config["settings"], "image_shape": config.get("image_shape", (28, 28))}, terms=terms)
+        return build_gan({**config["settings"], "image_shape": config.get("image_shape", (28, 28)), **classes},
+                         terms=terms)
     if "generator" not in config:
         if "architecture" in config:  # a run recorded by an older minigan: flat settings
             return build_gan({k: v for k, v in config.items() if k in BY_NAME or k == "image_shape"})
@@ -270,10 +375,12 @@ def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | 
         image_shape=config["image_shape"],
         discriminator_terms=[term_from_config(t) for t in config["discriminator_terms"]] if terms else (),
         generator_terms=[term_from_config(t) for t in config["generator_terms"]] if terms else (),
+        class_names=classes.get("class_names"),
     )
 
 
-def load_gan(path: Any, *, models_only: bool = False, custom_layers: dict[str, type] | None = None) -> Any:
+def load_gan(path: str | os.PathLike, *, models_only: bool = False,
+             custom_layers: dict[str, type] | None = None) -> GAN:
     """Rebuild the GAN of a run (directory or checkpoint file) with its trained state.
 
     Works for runs made by ``minigan train`` and by :meth:`GAN.fit` from Python alike
@@ -292,13 +399,11 @@ def load_gan(path: Any, *, models_only: bool = False, custom_layers: dict[str, t
     -------
     minigan.GAN at the checkpoint's iteration.
     """
-    from .checkpoint import checkpoint_path, load_checkpoint
-    from .serialization import FileFormatError
-
     arrays, meta = load_checkpoint(path)
     try:
         gan = gan_from_record(meta.get("config") or {}, custom_layers=custom_layers, terms=not models_only)
     except ValueError as exc:
         raise FileFormatError(f"{checkpoint_path(path)}: {exc}") from None
     gan.load_state(arrays, meta, source=str(checkpoint_path(path)), models_only=models_only)
+    gan.record = meta.get("config") or {}
     return gan

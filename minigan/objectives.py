@@ -91,6 +91,11 @@ class Objective:
     def after_discriminator_step(self, discriminator: Any) -> None:
         """Called after every D update (e.g. to clip the critic's weights); nothing by default."""
 
+    def discriminator_terms(self) -> list[Any]:
+        """Extra discriminator terms the objective brings (:mod:`minigan.terms`), e.g. WGAN-GP's
+        gradient penalty; :class:`minigan.GAN` attaches them. None by default."""
+        return []
+
     def get_config(self) -> dict[str, Any]:
         """The objective's options as JSON-compatible values (``objective_from_config`` inverts it)."""
         return {}
@@ -130,7 +135,29 @@ def _check_smoothing(value: Any) -> float:
     return check_real(value, "label_smoothing", minimum=0.0, maximum=0.5, max_inclusive=False)
 
 
-class BCEObjective(Objective):
+class _TargetObjective(Objective):
+    """An objective on one loss with targets: real ``1 - s`` (one-sided label smoothing
+    ``s``), fake 0, and 1 for G's fakes (the non-saturating form)."""
+
+    loss_class = ""  # the name of a class in minigan.losses
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.label_smoothing = _check_smoothing(label_smoothing)
+        self._loss = getattr(_losses(), self.loss_class)()
+
+    def discriminator_loss(self, real_scores, fake_scores, grad_real, grad_fake):
+        return self._two_halves(self._loss, real_scores, 1.0 - self.label_smoothing, grad_real,
+                                fake_scores, 0.0, grad_fake)
+
+    def generator_loss(self, fake_scores, real_scores, grad_fake):
+        return self._mean(self._loss, fake_scores, 1.0, grad_fake)
+
+    def get_config(self):
+        return {"label_smoothing": self.label_smoothing}
+
+
+class BCEObjective(_TargetObjective):
     """The article's objective: binary cross-entropy on logits, non-saturating for G.
 
     ``L_D = (BCE(D(x), 1 - s) + BCE(D(G(z)), 0)) / 2`` with one-sided label smoothing
@@ -140,46 +167,19 @@ class BCEObjective(Objective):
 
     name = "bce"
     score_kind = "probability"
-
-    def __init__(self, label_smoothing: float = 0.0) -> None:
-        super().__init__()
-        self.label_smoothing = _check_smoothing(label_smoothing)
-        self._loss = _losses().BCEWithLogits()
-
-    def discriminator_loss(self, real_scores, fake_scores, grad_real, grad_fake):
-        return self._two_halves(self._loss, real_scores, 1.0 - self.label_smoothing, grad_real,
-                                fake_scores, 0.0, grad_fake)
-
-    def generator_loss(self, fake_scores, real_scores, grad_fake):
-        return self._mean(self._loss, fake_scores, 1.0, grad_fake)
+    loss_class = "BCEWithLogits"
 
     def score_summaries(self, real_scores, fake_scores):
-        return float(_kernels().sigmoid_mean(real_scores.reshape(-1))), float(_kernels().sigmoid_mean(fake_scores.reshape(-1)))
-
-    def get_config(self):
-        return {"label_smoothing": self.label_smoothing}
+        kernels = _kernels()
+        return float(kernels.sigmoid_mean(real_scores.reshape(-1))), float(kernels.sigmoid_mean(fake_scores.reshape(-1)))
 
 
-class LSGANObjective(Objective):
+class LSGANObjective(_TargetObjective):
     """Least squares (Mao et al. 2017, "Least Squares Generative Adversarial Networks"):
     ``L_D = (mean (D(x) - (1 - s))^2 + mean D(G(z))^2) / 2``, ``L_G = mean (D(G(z)) - 1)^2``."""
 
     name = "lsgan"
-
-    def __init__(self, label_smoothing: float = 0.0) -> None:
-        super().__init__()
-        self.label_smoothing = _check_smoothing(label_smoothing)
-        self._loss = _losses().MSE()
-
-    def discriminator_loss(self, real_scores, fake_scores, grad_real, grad_fake):
-        return self._two_halves(self._loss, real_scores, 1.0 - self.label_smoothing, grad_real,
-                                fake_scores, 0.0, grad_fake)
-
-    def generator_loss(self, fake_scores, real_scores, grad_fake):
-        return self._mean(self._loss, fake_scores, 1.0, grad_fake)
-
-    def get_config(self):
-        return {"label_smoothing": self.label_smoothing}
+    loss_class = "MSE"
 
 
 class HingeObjective(Objective):
@@ -224,6 +224,44 @@ class WGANObjective(Objective):
 
     def get_config(self):
         return {"clip_value": self.clip_value}
+
+
+class WGANGPObjective(Objective):
+    """Wasserstein critic with a gradient penalty (Gulrajani et al. 2017, "Improved Training
+    of Wasserstein GANs", Algorithm 1): no clipping; instead
+    ``L_D = mean D(G(z)) - mean D(x) + gp_weight * mean (||grad D(x_hat)|| - 1)^2`` on random
+    interpolates ``x_hat`` (:class:`minigan.terms.WGANGradientPenalty`, which this objective
+    attaches), and ``L_G = -mean D(G(z))``.
+
+    The critic's two halves are not averaged here (unlike the other objectives'): this
+    is the paper's loss, so that ``gp_weight = 10`` weighs the penalty as the paper's
+    lambda does. The paper trains with five critic steps per generator step and
+    Adam(1e-4, beta1 0, beta2 0.9): :attr:`recommended_settings`, which ``build_gan``
+    and ``minigan train`` apply where nothing was set (a :class:`minigan.GAN` built by
+    hand takes the optimizers and ``d_steps`` it is given).
+    """
+
+    name = "wgan-gp"
+    recommended_settings = {"d_steps": 5, "lr": 1e-4, "beta1": 0.0, "beta2": 0.9}
+
+    def __init__(self, gp_weight: float = 10.0) -> None:
+        super().__init__()
+        self.gp_weight = check_real(gp_weight, "gp_weight", minimum=0.0, min_inclusive=False)
+        self._loss = _losses().Wasserstein()
+
+    def discriminator_loss(self, real_scores, fake_scores, grad_real, grad_fake):
+        return self._mean(self._loss, real_scores, 1.0, grad_real) + self._mean(self._loss, fake_scores, 0.0, grad_fake)
+
+    def generator_loss(self, fake_scores, real_scores, grad_fake):
+        return self._mean(self._loss, fake_scores, 1.0, grad_fake)
+
+    def discriminator_terms(self):
+        from .terms import WGANGradientPenalty
+
+        return [WGANGradientPenalty(self.gp_weight)]
+
+    def get_config(self):
+        return {"gp_weight": self.gp_weight}
 
 
 class RelativisticBCEObjective(Objective):
@@ -285,7 +323,8 @@ class RelativisticBCEObjective(Objective):
 
 #: Every objective by name: the choices of ``GAN(loss=...)``, ``--loss`` and the TOML ``loss``.
 OBJECTIVES: dict[str, type[Objective]] = {
-    cls.name: cls for cls in (BCEObjective, LSGANObjective, HingeObjective, WGANObjective, RelativisticBCEObjective)
+    cls.name: cls for cls in (BCEObjective, LSGANObjective, HingeObjective, WGANObjective, RelativisticBCEObjective,
+                              WGANGPObjective)
 }
 
 

@@ -132,6 +132,8 @@ def save_sample_grid(
     ncols: int | None = None,
     scale: int = 3,
     padding: int = 2,
+    label: str | None = None,
+    row_labels: Sequence[str] | None = None,
 ) -> Path:
     """Write a grid of samples as a PNG file, atomically.
 
@@ -148,6 +150,11 @@ def save_sample_grid(
         and readable in a browser or README (3 makes 64 digits about 700 px wide).
     padding : int
         Separator width in pixels before scaling.
+    label : str, optional
+        A caption (e.g. ``"iteration 500"``) written in a white band above the grid.
+    row_labels : sequence of str, optional
+        One name per row (a conditional GAN's classes), written in a white band left of
+        the grid (:func:`add_row_labels`).
 
     Returns
     -------
@@ -155,9 +162,64 @@ def save_sample_grid(
         The path written.
     """
     picture = upscale(image_grid(images, ncols, padding=padding), scale)
+    if row_labels is not None:
+        height = images.shape[1]
+        rows = [(scale * (padding + r * (height + padding)), scale * height) for r in range(len(row_labels))]
+        picture = add_row_labels(picture, [str(t) for t in row_labels], rows)
+    if label is not None:
+        picture = add_caption(picture, str(label))
     path = Path(path)
     atomic_write_bytes(path, encode_png(picture))
     return path
+
+
+#: Height in pixels of the caption band of :func:`add_caption`.
+CAPTION_HEIGHT = 18
+
+
+def add_caption(picture: np.ndarray, text: str) -> np.ndarray:
+    """``picture`` (h, w[, 3]) uint8 with a white band of :data:`CAPTION_HEIGHT` rows on
+    top holding ``text`` in black (Pillow's built-in font)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    band = Image.new("L", (picture.shape[1], CAPTION_HEIGHT), 255)
+    try:
+        font = ImageFont.load_default(size=13)
+    except TypeError:  # Pillow < 10.1: one bitmap size
+        font = ImageFont.load_default()
+    ImageDraw.Draw(band).text((4, 2), text, fill=0, font=font)
+    caption = np.asarray(band)
+    if picture.ndim == 3:
+        caption = np.repeat(caption[:, :, None], picture.shape[2], axis=2)
+    return np.concatenate([caption, picture], axis=0)
+
+
+#: Longest row label :func:`add_row_labels` writes (longer names are cut, with an ellipsis).
+ROW_LABEL_CHARACTERS = 16
+
+
+def add_row_labels(picture: np.ndarray, texts: Sequence[str], rows: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``picture`` (h, w[, 3]) uint8 with a white band on its left holding ``texts[r]`` in
+    black, centred on the rows ``rows[r] = (top, height)`` (pixels); the band is as wide
+    as the longest text (Pillow's built-in font)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if len(texts) != len(rows):
+        raise ValueError(f"give one row label per row: {len(texts)} labels for {len(rows)} rows")
+    try:
+        font = ImageFont.load_default(size=13)
+    except TypeError:  # Pillow < 10.1: one bitmap size
+        font = ImageFont.load_default()
+    shown = [t if len(t) <= ROW_LABEL_CHARACTERS else t[:ROW_LABEL_CHARACTERS - 1] + "\u2026" for t in texts]
+    width = int(max(font.getlength(t) for t in shown)) + 8 if shown else 0
+    band = Image.new("L", (width, picture.shape[0]), 255)
+    draw = ImageDraw.Draw(band)
+    for text, (top, height) in zip(shown, rows):
+        draw.text((width - 4, top + height // 2), text, fill=0, font=font, anchor="rm")
+    labels = np.asarray(band)
+    if picture.ndim == 3:
+        labels = np.repeat(labels[:, :, None], picture.shape[2], axis=2)
+    return np.concatenate([labels, picture], axis=1)
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -202,25 +264,154 @@ def _check_metrics(metrics: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return columns
 
 
+#: Columns of metrics.csv that are not curves of their own (or are drawn elsewhere).
+_NOT_TERMS = (*REQUIRED_METRIC_COLUMNS, "seconds", "time", "classifier_fid", "classes_covered", "mean_confidence")
+
+
+def gradient_norm_columns(metrics: Mapping[str, np.ndarray]) -> list[str]:
+    """The columns of ``metrics`` that log a mean input-gradient norm (``*_grad_norm``,
+    written by the gradient-penalty terms) and hold at least one finite value."""
+    found = []
+    for name in metrics:
+        if str(name).endswith("_grad_norm"):
+            values = np.asarray(metrics[name], dtype=np.float64)
+            if values.ndim == 1 and np.isfinite(values).any():
+                found.append(str(name))
+    return found
+
+
+def loss_figure(
+    metrics: Mapping[str, np.ndarray],
+    *,
+    smoothing: int | None = None,
+    title: str | None = None,
+    score_kind: str = "probability",
+):
+    """The figure of :func:`plot_losses`, as a matplotlib ``Figure`` (to inspect or save).
+
+    Panels, top to bottom: ``d_loss`` and ``g_loss`` (thin, faint) with their moving
+    averages (solid); D's mean output on real images and on fakes -- mean
+    probabilities with the 0.5 line of a confused discriminator for
+    ``score_kind="probability"``, mean raw scores on an axis that fits them (and the
+    0 line) for ``"score"`` (hinge, Wasserstein); the mean norm of D's input gradient
+    when a gradient penalty logged it (:func:`gradient_norm_columns`, each point where
+    it was logged, e.g. every K-th D update for a lazy penalty); the other extra loss
+    terms a run logs (any other numeric column), if any; the classifier FID at the
+    iterations it was measured, if any.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if score_kind not in ("probability", "score"):
+        raise ValueError(f"score_kind must be 'probability' or 'score', got {score_kind!r}")
+    columns = _check_metrics(metrics)
+    steps = columns["iteration"]
+    window = max(1, steps.shape[0] // 50) if smoothing is None else check_int(smoothing, "smoothing", minimum=1)
+    norms = [name for name in gradient_norm_columns(metrics) if _finite_values(metrics[name], steps.size)]
+    terms = [name for name in metrics
+             if name not in _NOT_TERMS and name not in norms and _finite_values(metrics[name], steps.size)]
+    fid = _finite_values(metrics.get("classifier_fid"), steps.size)
+    panels = 2 + bool(norms) + bool(terms) + bool(fid)
+
+    # A fixed layout: matplotlib's constrained layout draws the figure twice, and this plot is
+    # redrawn with every sample grid of a run.
+    figure = Figure(figsize=(8, 3 * panels), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = list(np.atleast_1d(figure.subplots(panels, 1, sharex=True)))
+    height = 3.0 * panels  # inches
+    figure.subplots_adjust(left=0.1, right=0.97, top=1 - (0.45 if title else 0.15) / height, bottom=0.5 / height,
+                           hspace=0.08)
+    loss_axes, score_axes = axes[0], axes[1]
+    for name, label, color in (("d_loss", "discriminator", "tab:blue"), ("g_loss", "generator", "tab:orange")):
+        _smoothed_curve(loss_axes, steps, columns[name], window, color, label)
+    loss_axes.set_ylabel("loss")
+    for name, label, color in (("d_real", "on real images", "tab:green"), ("d_fake", "on fakes", "tab:red")):
+        _smoothed_curve(score_axes, steps, columns[name], window, color, label)
+    if score_kind == "probability":
+        score_axes.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
+        score_axes.set_ylim(-0.02, 1.02)
+        score_axes.set_ylabel("mean D probability")
+    else:
+        score_axes.axhline(0.0, color="grey", linestyle="--", linewidth=0.8)
+        score_axes.set_ylabel("mean D score")
+    extra_axes = iter(axes[2:])
+    for columns_here, ylabel in ((norms, "mean ||grad_x D||"), (terms, "extra terms")):
+        if not columns_here:
+            continue
+        ax = next(extra_axes)
+        for index, name in enumerate(columns_here):
+            values = np.asarray(metrics[name], dtype=np.float64)
+            kept = np.isfinite(values)
+            _smoothed_curve(ax, steps[kept], values[kept], max(1, window * int(kept.sum()) // max(1, steps.size)),
+                            f"C{index + 4}", name)
+        ax.set_ylabel(ylabel)
+    if fid:
+        fid_axes = axes[-1]
+        values = np.asarray(metrics["classifier_fid"], dtype=np.float64)
+        kept = np.isfinite(values)
+        fid_axes.plot(steps[kept], values[kept], marker="o", markersize=3, color="tab:purple", label="classifier FID")
+        fid_axes.set_ylabel("classifier FID (lower is better)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right")
+    axes[-1].set_xlabel("iteration")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def _finite_values(values, length: int) -> bool:
+    """True for a numeric column of the table's length with at least one finite value."""
+    if values is None:
+        return False
+    try:
+        values = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return values.shape == (length,) and bool(np.isfinite(values).any())
+
+
+#: Curves longer than this are drawn from this many buckets (the band of each bucket's
+#: smallest to largest value, and the moving average at the buckets' ends): a 10,000-row
+#: run then plots in a fraction of the time, which matters as the plot is redrawn with
+#: every sample grid.
+MAX_POINTS = 1000
+
+
+def _smoothed_curve(ax, steps: np.ndarray, values: np.ndarray, window: int, color: str, label: str) -> None:
+    """The raw values, faint (a min-max band when long), and their moving average, solid."""
+    average = moving_average(values, window)
+    if steps.size <= MAX_POINTS:
+        ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
+        ax.plot(steps, average, color=color, linewidth=1.6, label=label)
+        return
+    edges = np.linspace(0, steps.size, MAX_POINTS + 1).astype(int)
+    with np.errstate(invalid="ignore"):
+        low = np.fmin.reduceat(values, edges[:-1])
+        high = np.fmax.reduceat(values, edges[:-1])
+    ends = edges[1:] - 1
+    ax.fill_between(steps[ends], low, high, color=color, alpha=0.2, linewidth=0)
+    ax.plot(steps[ends], average[ends], color=color, linewidth=1.6, label=label)
+
+
 def plot_losses(
     metrics: Mapping[str, np.ndarray],
     path: str | os.PathLike,
     *,
     smoothing: int | None = None,
     title: str | None = None,
+    score_kind: str = "probability",
 ) -> Path:
     """Plot loss curves and discriminator outputs of a run into a PNG, atomically.
 
-    Top panel: ``d_loss`` and ``g_loss`` (thin, faint) with their moving averages
-    (solid). Bottom panel: mean D(x) on real images and D(G(z)) on fakes, with
-    the 0.5 line where a perfectly confused discriminator would sit.
+    See :func:`loss_figure` for the panels.
 
     Parameters
     ----------
     metrics : dict of str to ndarray of shape (n_rows,)
         At least the columns ``iteration``, ``d_loss``, ``g_loss``, ``d_real`` and
-        ``d_fake`` (as :func:`read_metrics_csv` returns them). Extra columns are
-        ignored.
+        ``d_fake`` (as :func:`read_metrics_csv` returns them); other numeric
+        columns are drawn as extra terms, ``classifier_fid`` as its own panel.
     path : path-like
         Destination ``.png``.
     smoothing : int, optional
@@ -228,40 +419,15 @@ def plot_losses(
         enough to keep the shape of the curves.
     title : str, optional
         Figure title.
+    score_kind : {"probability", "score"}
+        What ``d_real`` / ``d_fake`` are (the objective's ``score_kind``).
 
     Returns
     -------
     pathlib.Path
         The path written.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    columns = _check_metrics(metrics)
-    steps = columns["iteration"]
-    window = max(1, steps.shape[0] // 50) if smoothing is None else check_int(smoothing, "smoothing", minimum=1)
-
-    figure = Figure(figsize=(8, 6), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    loss_axes, prob_axes = figure.subplots(2, 1, sharex=True)
-    for name, label, color in (("d_loss", "discriminator", "tab:blue"), ("g_loss", "generator", "tab:orange")):
-        loss_axes.plot(steps, columns[name], color=color, alpha=0.25, linewidth=0.8)
-        loss_axes.plot(steps, moving_average(columns[name], window), color=color, linewidth=1.6, label=label)
-    loss_axes.set_ylabel("loss")
-    loss_axes.legend(loc="upper right")
-    loss_axes.grid(alpha=0.3)
-    for name, label, color in (("d_real", "D(x), real", "tab:green"), ("d_fake", "D(G(z)), fake", "tab:red")):
-        prob_axes.plot(steps, columns[name], color=color, alpha=0.25, linewidth=0.8)
-        prob_axes.plot(steps, moving_average(columns[name], window), color=color, linewidth=1.6, label=label)
-    prob_axes.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
-    prob_axes.set_ylim(-0.02, 1.02)
-    prob_axes.set_ylabel("mean D output")
-    prob_axes.set_xlabel("iteration")
-    prob_axes.legend(loc="upper right")
-    prob_axes.grid(alpha=0.3)
-    if title:
-        figure.suptitle(title)
-
+    figure = loss_figure(metrics, smoothing=smoothing, title=title, score_kind=score_kind)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     path = Path(path)

@@ -149,7 +149,13 @@ class _StopRequest:
 
 
 def prepare_labels(labels: Any, n: int, gan: "GAN") -> np.ndarray | None:
-    """The condition of a conditional GAN: one integer label per image, shape (n,), int64."""
+    """The condition of a conditional GAN: one integer label per image, shape (n,), int64.
+
+    When the networks declare their number of classes (the built-in conditional
+    layers do), every label must lie below it and every class must have images.
+    """
+    from .conditional.labels import check_labels
+
     if labels is None:
         if gan.conditional:
             raise ValueError("this GAN is conditional: pass labels= (one integer label per image) to fit")
@@ -157,14 +163,7 @@ def prepare_labels(labels: Any, n: int, gan: "GAN") -> np.ndarray | None:
     if not gan.conditional:
         raise ValueError("labels were given but neither network takes a condition; build conditional "
                          "networks to use them, or leave labels out")
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"labels must be integers, got {describe(labels)}")
-    if labels.shape != (n,):
-        raise ValueError(f"labels must have one entry per image, shape ({n},), got {labels.shape}")
-    if labels.min() < 0:
-        raise ValueError(f"labels must be >= 0, got {int(labels.min())}")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    return check_labels(labels, n, gan.num_classes, every_class=True)
 
 
 def data_fingerprint(data: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
@@ -199,12 +198,14 @@ def run_record(gan: "GAN", schedule: dict[str, Any], fingerprint: dict[str, Any]
                extra: dict[str, Any] | None) -> dict[str, Any]:
     """What ``config.json`` holds (see the module docstring)."""
     described = gan.describe()
+    classes = {"num_classes": gan.num_classes, "class_names": gan.class_names} if gan.num_classes else {}
     return {
         **(extra or {}),
         **schedule,
         **described,
         "loss": gan.loss_name,
         "conditional": gan.conditional,
+        **classes,
         **describe_networks(gan),
         "data_fingerprint": fingerprint,
         "versions": ckpt.versions(),
@@ -213,7 +214,7 @@ def run_record(gan: "GAN", schedule: dict[str, Any], fingerprint: dict[str, Any]
 
 #: What a resumed run must share with its record (the schedule may change).
 _MUST_MATCH = ("objective", "g_optimizer", "d_optimizer", "d_steps", "ema_decay", "seed", "latent_dim", "image_shape",
-               "dtype", "discriminator_terms", "generator_terms", "generator", "discriminator")
+               "dtype", "discriminator_terms", "generator_terms", "generator", "discriminator", "class_names")
 
 
 def check_resumable(recorded: dict[str, Any], current: dict[str, Any], source: str) -> None:
@@ -275,12 +276,43 @@ class TrainingResult:
         return f"TrainingResult(iteration={self.iteration}, {state}, seconds={self.seconds:.1f})"
 
 
+def training_speed(seconds: np.ndarray) -> tuple[float, int]:
+    """Iterations per second of a run and its number of sessions, from the ``seconds``
+    column of ``metrics.csv`` (time since each session's start, so it falls back to
+    near zero where a resumed session begins): all rows over the sum of the sessions'
+    durations."""
+    seconds = np.asarray(seconds, dtype=np.float64)
+    if seconds.size == 0:
+        return float("nan"), 0
+    starts = np.flatnonzero(np.diff(seconds) < 0) + 1
+    ends = np.append(starts - 1, seconds.size - 1)
+    duration = float(seconds[ends].sum())
+    return (seconds.size / duration if duration > 0 else float("nan")), int(ends.size)
+
+
 def fixed_condition(labels: np.ndarray | None, n: int) -> np.ndarray | None:
     """Labels for the fixed sample grid: the data's classes in turn."""
     if labels is None:
         return None
     classes = np.unique(labels)
     return classes[np.arange(n) % classes.size].astype(np.int64)
+
+
+def class_grid_columns(num_classes: int) -> int:
+    """Images per class in a conditional run's sample grid: 8 (as wide as the 8 x 8
+    grid of an unconditional run) up to 32 classes, fewer for more classes."""
+    return max(2, min(8, 256 // num_classes))
+
+
+def class_grid(num_classes: int, gan: "GAN") -> tuple[np.ndarray, np.ndarray]:
+    """The fixed noise and labels of a conditional run's sample grid: one row per class,
+    and in each column the same noise vector for every class (so that a column shows
+    one "style" across the classes). Returns noise (K * C, latent_dim) and labels (K * C,)."""
+    columns = class_grid_columns(num_classes)
+    column_noise = gan.noise(columns, np.random.default_rng([gan.seed or 0, 0x5EED]))
+    noise = np.tile(column_noise, (num_classes, 1))
+    labels = np.repeat(np.arange(num_classes, dtype=np.int64), columns)
+    return noise, labels
 
 
 def train(
@@ -319,8 +351,12 @@ def train(
 
     sampler = BatchSampler(len(images), batch_size, gan.rng)
     # The fixed noise has its own stream so that drawing it does not shift the training stream.
-    fixed_noise = gan.noise(FIXED_SAMPLES, np.random.default_rng([gan.seed or 0, 0x5EED]))
-    fixed_labels = fixed_condition(conditions, FIXED_SAMPLES)
+    if conditions is not None and gan.num_classes:
+        fixed_noise, fixed_labels = class_grid(gan.num_classes, gan)
+    else:
+        fixed_noise = gan.noise(FIXED_SAMPLES, np.random.default_rng([gan.seed or 0, 0x5EED]))
+        fixed_labels = fixed_condition(conditions, FIXED_SAMPLES)
+    grid_columns = class_grid_columns(gan.num_classes) if conditions is not None and gan.num_classes else None
     run = Path(out_dir) if out_dir is not None else None
     columns = ("iteration", *gan.log_names, "seconds") + (EVAL_COLUMNS if eval_every else ())
     log = None
@@ -384,15 +420,22 @@ def train(
         )
 
     def write_samples() -> None:
+        """The fixed-noise grid, captioned with its iteration, and the loss plot so far."""
         if run is None:
             return
         from .plots import save_sample_grid
 
-        grid = gan.sample(FIXED_SAMPLES, noise=fixed_noise, condition=fixed_labels)
-        save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png")
+        grid = gan.sample(len(fixed_noise), noise=fixed_noise, labels=fixed_labels)
+        caption = f"iteration {gan.iteration}" + (", one row per class" if grid_columns else "")
+        save_sample_grid(grid, run / "samples" / f"iter_{gan.iteration:06d}.png", ncols=grid_columns, label=caption,
+                         row_labels=gan.class_names if grid_columns else None)
+        if log is not None:
+            log.flush()
+            _write_loss_plot(run, gan.objective.score_kind)
 
     history: dict[str, list[float]] = {c: [] for c in columns}
     bar = _progress_bar(total, gan.iteration, progress)
+    postfix: dict[str, str] = {}
     start = time.perf_counter()
     first_iteration = gan.iteration
     stop = _StopRequest()
@@ -426,9 +469,11 @@ def train(
                     save()
                 if bar is not None:
                     bar.update(1)
+                    if "classifier_fid" in row:
+                        postfix["fid"] = f"{row['classifier_fid']:.2f}"
                     if it % 25 == 0 or it == total:
-                        bar.set_postfix(d_loss=f"{logs['d_loss']:.3f}", g_loss=f"{logs['g_loss']:.3f}",
-                                        refresh=False)
+                        postfix.update(d_loss=f"{logs['d_loss']:.3f}", g_loss=f"{logs['g_loss']:.3f}")
+                        bar.set_postfix(postfix, refresh=False)
     finally:
         if bar is not None:
             bar.close()
@@ -437,9 +482,11 @@ def train(
     seconds = time.perf_counter() - start
 
     if run is not None:
+        from .plots import save_progress_gif_from_run
+
         save()
-        write_samples()
-        _write_plots(run)
+        write_samples()  # the last grid and the loss plot
+        save_progress_gif_from_run(run, run / "progress.gif")
         log.close()
     if stop.signal_name is not None:
         where = f"; checkpoint saved to {ckpt.checkpoint_path(run)}, continue with resume=True (--resume)" if run else ""
@@ -447,13 +494,13 @@ def train(
     return TrainingResult(history, gan.iteration, stop.signal_name, run, seconds, gan.iteration - first_iteration)
 
 
-def _write_plots(run: Path) -> None:
-    from .plots import plot_losses, read_metrics_csv, save_progress_gif_from_run
+def _write_loss_plot(run: Path, score_kind: str) -> None:
+    from .plots import plot_losses, read_metrics_csv
 
     metrics = read_metrics_csv(run / "metrics.csv")
     if len(metrics.get("iteration", ())) > 0:
-        plot_losses(metrics, run / "losses.png")
-    save_progress_gif_from_run(run, run / "progress.gif")
+        plot_losses(metrics, run / "losses.png", score_kind=score_kind)
+
 
 
 def _quality(gan: "GAN", fixed_labels: np.ndarray | None) -> dict[str, float]:
@@ -461,7 +508,7 @@ def _quality(gan: "GAN", fixed_labels: np.ndarray | None) -> dict[str, float]:
 
     n = 1000
     condition = None if fixed_labels is None else np.resize(np.unique(fixed_labels), n)
-    result = evaluate_samples(gan.sample(n, seed=12345, condition=condition))
+    result = evaluate_samples(gan.sample(n, seed=12345, labels=condition))
     return {key: result[key] for key in EVAL_COLUMNS}
 
 

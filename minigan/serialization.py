@@ -120,6 +120,15 @@ def load_npz(path: str | os.PathLike, *, kind: str) -> tuple[dict[str, np.ndarra
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    if not magic:
+        raise FileFormatError(f"{path} is an empty file (corrupt or truncated), not a minigan {kind} file")
+    if not magic.startswith(b"PK") and not magic.startswith(b"\x93NUMPY"):
+        # A text file or another format: say so, instead of NumPy's remark about pickled data.
+        kind_of_file = "a text file" if _looks_like_text(path) else "not an .npz archive"
+        raise FileFormatError(f"{path} is not a minigan {kind} file: it is {kind_of_file} (minigan files are "
+                              ".npz archives written by minigan)")
     try:
         # Open the file ourselves: np.load(path) leaks the handle when the zip is unreadable.
         with open(path, "rb") as handle:
@@ -145,6 +154,16 @@ def load_npz(path: str | os.PathLike, *, kind: str) -> tuple[dict[str, np.ndarra
         found = meta.get(FORMAT_KEY) if isinstance(meta, dict) else None
         raise FileFormatError(f"{path} holds a minigan {found!r} file, expected a {kind!r} file")
     return arrays, meta
+
+
+def _looks_like_text(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in head
 
 
 def zlib_error() -> type:

@@ -7,6 +7,8 @@
 
 Groups
 ------
+``data``
+    What to train on; a resumed run checks that it is the same data (a fingerprint).
 ``model``
     How the networks and the objective are built; fixed for a run (``--resume``
     refuses a different value and says which).
@@ -32,6 +34,10 @@ DTYPES = ("float32", "float64")
 #: How long a run trains when neither ``iterations`` nor ``epochs`` is set.
 DEFAULT_ITERATIONS = 10000
 ARCHITECTURES = ("reference", "mlp")
+#: How a conditional generator / discriminator takes the label (``minigan.models.mlp_generator`` and
+#: ``mlp_discriminator`` build them).
+G_CONDITIONINGS = ("one-hot", "embedding", "batchnorm")
+D_CONDITIONINGS = ("projection", "concat")
 #: Hidden activations of the mlp architecture (built by ``minigan.models.ACTIVATIONS``).
 ACTIVATION_NAMES = ("leaky_relu", "relu", "tanh", "sigmoid")
 
@@ -48,9 +54,10 @@ class Setting:
         The default (None: derived, see ``help``).
     help : str
         One line for ``--help``; the default is appended.
-    kind : {"int", "float", "str", "bool", "widths"}
-        How a command-line string is read (``widths``: comma-separated ints).
-    group : {"model", "training", "schedule"}
+    kind : {"int", "float", "str", "bool", "widths", "size"}
+        How a command-line string is read (``widths``: comma-separated ints; ``size``:
+        ``HEIGHTxWIDTH``).
+    group : {"data", "model", "training", "schedule"}
     check : callable (value, name) -> value, optional
         Validates a value from any source and returns it normalised.
     choices : callable returning names, optional
@@ -84,6 +91,8 @@ class Setting:
             return value
         if self.kind == "widths":
             return _check_widths(value, self.name)
+        if self.kind == "size":
+            return _check_size(value, self.name)
         if self.kind == "int":
             value = check_int(value, self.name)
         elif self.kind == "float":
@@ -102,6 +111,18 @@ def _check_widths(value: Any, name: str) -> list[int]:
             raise ValueError(f"{name} must be comma-separated integers such as 256,512, got {value!r}") from None
     if not isinstance(value, (list, tuple)) or not value:
         raise ValueError(f"{name} must list at least one layer width, got {describe(value)}")
+    return [check_int(v, f"{name}[{i}]", minimum=1) for i, v in enumerate(value)]
+
+
+def _check_size(value: Any, name: str) -> list[int]:
+    if isinstance(value, str):
+        parts = value.lower().replace(" ", "").split("x")
+        try:
+            value = [int(part) for part in parts]
+        except ValueError:
+            raise ValueError(f"{name} must be HEIGHTxWIDTH such as 32x32, got {value!r}") from None
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"{name} must be HEIGHTxWIDTH such as 32x32 (two sizes), got {describe(value)}")
     return [check_int(v, f"{name}[{i}]", minimum=1) for i, v in enumerate(value)]
 
 
@@ -140,10 +161,21 @@ def _objective_names() -> tuple[str, ...]:
 SETTINGS: tuple[Setting, ...] = (
     # -- model ---------------------------------------------------------------------
     Setting("data", "mnist-5k", "mnist-5k (bundled), mnist, fashion-mnist, or a folder / .npy / .npz of images",
-            "str", "model"),
+            "str", "data"),
+    Setting("color", False, "train on RGB images (default: grey, ITU-R 601-2 luma)", "bool", "data"),
+    Setting("resize", None, "resize every image to HEIGHTxWIDTH, e.g. 32x32 (needed for folders of mixed sizes)",
+            "size", "data"),
     Setting("architecture", "reference", "reference (the article's networks, fixed) or mlp (the same by default; "
             "widths, activations, BatchNorm and dropout set by the mlp: options)", "str", "model",
             choices=lambda: ARCHITECTURES),
+    Setting("conditional", False, "a conditional GAN: G and D take the data's class labels, and "
+            "minigan sample --label K asks for class K", "bool", "model"),
+    Setting("g_conditioning", "one-hot", "conditional: how G takes the label: one-hot (joined to z), embedding "
+            "(a learned 10-number embedding joined to z) or batchnorm (a scale and shift per class in every "
+            "BatchNorm)", "str", "model", choices=lambda: G_CONDITIONINGS),
+    Setting("d_conditioning", "projection", "conditional: how D takes the label: projection (the score plus "
+            "features . class embedding, Miyato and Koyama 2018) or concat (one-hot joined to the image)", "str",
+            "model", choices=lambda: D_CONDITIONINGS),
     Setting("latent_dim", 100, "size of the noise vector z", "int", "model", check=_at_least(1)),
     Setting("g_hidden", [256, 512, 1024], "mlp: generator hidden widths, e.g. 128,256", "widths", "model",
             mlp_only=True),
@@ -158,10 +190,15 @@ SETTINGS: tuple[Setting, ...] = (
             check=_unit_interval_open, mlp_only=True),
     Setting("dtype", "float32", "{choices}", "str", "model", choices=lambda: DTYPES),
     Setting("loss", "bce", "the objective: {choices}", "str", "model", choices=_objective_names),
-    Setting("label_smoothing", 0.0, "one-sided label smoothing of real targets (bce, lsgan, rabce), e.g. 0.1",
+    Setting("label_smoothing", 0.0, "one-sided label smoothing of real targets ({takes:label_smoothing}), e.g. 0.1",
             "float", "model", check=lambda v, n: check_real(v, n, minimum=0.0, maximum=0.5, max_inclusive=False)),
-    Setting("clip_value", None, "wgan: clip the critic's weights to [-v, v] (default 0.01)", "float", "model",
-            check=_positive),
+    Setting("clip_value", None, "{takes:clip_value}: clip the critic's weights to [-v, v] (default "
+            "{default:clip_value})", "float", "model", check=_positive),
+    Setting("r1", None, "R1 gradient penalty gamma/2 * mean ||grad D(x)||^2 on the real batch, for any loss, "
+            "e.g. 10 (default off; 0: off)", "float", "model",
+            check=lambda v, n: check_real(v, n, minimum=0.0)),
+    Setting("r1_every", 1, "apply R1 on every K-th D update with its weight times K (lazy regularization; "
+            "StyleGAN2 uses 16)", "int", "model", check=_at_least(1)),
     # -- training --------------------------------------------------------------------
     Setting("lr", 2e-4, "Adam learning rate of both networks (see --g-lr, --d-lr)", "float", "training",
             check=_positive),
@@ -211,10 +248,34 @@ def help_text(setting: Setting) -> str:
     if "{choices}" in text and setting.choices is not None:
         text = text.replace("{choices}", ", ".join(setting.choices()))
     text = text.replace("{iterations}", str(DEFAULT_ITERATIONS))
+    if "{takes:" in text or "{default:" in text:
+        text = _objective_options_text(text)
     if setting.default is None or "(default" in text:
         return text
     default = ",".join(map(str, setting.default)) if isinstance(setting.default, list) else setting.default
     return f"{text} (default {default})"
+
+
+def _objective_options_text(text: str) -> str:
+    """Fill ``{takes:option}`` (the objectives that take an option) and ``{default:option}``
+    (its default there) from the objective classes themselves."""
+    import inspect
+    import re
+
+    from .objectives import OBJECTIVES
+
+    def parameters(cls: type) -> Mapping[str, inspect.Parameter]:
+        return inspect.signature(cls).parameters
+
+    def takes(match: re.Match) -> str:
+        return ", ".join(name for name, cls in OBJECTIVES.items() if match.group(1) in parameters(cls))
+
+    def default(match: re.Match) -> str:
+        found = {str(parameters(cls)[match.group(1)].default) for cls in OBJECTIVES.values()
+                 if match.group(1) in parameters(cls)}
+        return " / ".join(sorted(found))
+
+    return re.sub(r"\{default:(\w+)\}", default, re.sub(r"\{takes:(\w+)\}", takes, text))
 
 
 def unknown_keys(keys: Any) -> list[str]:

@@ -15,6 +15,11 @@
 
 Both return the numbers they want logged (``metrics.csv`` columns named by
 ``log_names``). Terms never change any network's parameters.
+
+Ready-made discriminator terms: :class:`R1Penalty` (``--r1 GAMMA``, lazy with
+``--r1-every K``) and :class:`WGANGradientPenalty` (the penalty that
+``--loss wgan-gp`` brings); both differentiate D's backward pass by hand
+(:mod:`minigan.penalties`) and log the mean norm of D's input gradient.
 """
 from __future__ import annotations
 
@@ -66,6 +71,10 @@ class DiscriminatorTerm:
         dict of log name -> float
         """
         raise NotImplementedError(f"{type(self).__name__} must implement add_gradients")  # pragma: no cover
+
+    def check_discriminator(self, discriminator: Any) -> None:
+        """Raise a clear error if the term cannot work with ``discriminator``; :class:`minigan.GAN`
+        calls it when the term is attached (nothing by default)."""
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments as JSON-compatible values."""
@@ -187,6 +196,84 @@ def term_from_config(spec: Any) -> Any:
         name = spec.get("class") if isinstance(spec, dict) else spec
         raise ValueError(
             f"the run has a loss term {name!r} that cannot be rebuilt from its record (it holds a network or is "
-            "not registered with minigan.terms.register_term); rebuild the GAN in Python and fit(resume=True)"
+            "not registered with minigan.terms.register_term); load it with models_only=True to sample, or "
+            "rebuild the GAN in Python and fit(..., resume=True) to continue training"
         )
     return TERMS[spec["class"]](**spec["config"])
+
+
+class _PenaltyTerm(DiscriminatorTerm):
+    """A gradient penalty on D's input gradient (see :mod:`minigan.penalties`); applied on
+    every ``every``-th D update with its weight multiplied by ``every``."""
+
+    def check_discriminator(self, discriminator: Any) -> None:
+        from .penalties import check_penalty_model
+
+        check_penalty_model(discriminator, "discriminator")
+
+    @property
+    def log_names(self) -> tuple[str, ...]:
+        return (self.name, f"{self.name}_grad_norm")
+
+    def _apply(self, discriminator: Any, x: np.ndarray, weight: float, center: float,
+               condition: np.ndarray | None) -> dict[str, float]:
+        from .penalties import gradient_penalty_unchecked
+
+        value, norms = gradient_penalty_unchecked(discriminator, x, weight * self.every, center, condition)
+        return {self.name: value / self.every, f"{self.name}_grad_norm": float(norms.mean())}
+
+
+@register_term
+class R1Penalty(_PenaltyTerm):
+    """R1 (Mescheder, Geiger and Nowozin 2018, "Which Training Methods for GANs do actually
+    Converge?"): ``gamma / 2 * mean_i ||grad_x D(x_i)||^2`` on the real batch, D's scores
+    being its raw outputs (logits for bce).
+
+    Parameters
+    ----------
+    gamma : float > 0
+    every : int
+        Lazy regularization (Karras et al. 2020, "Analyzing and Improving the Image
+        Quality of StyleGAN", which uses 16): the penalty on every ``every``-th D update,
+        its weight multiplied by ``every`` so that its average pull stays the same.
+
+    Logs ``r1`` (the penalty, without the lazy factor) and ``r1_grad_norm`` (the mean of
+    ``||grad_x D(x_i)||`` over the batch), on the updates where it is applied.
+    """
+
+    name = "r1"
+
+    def __init__(self, gamma: float, every: int = 1) -> None:
+        super().__init__(every)
+        self.gamma = check_real(gamma, "gamma", minimum=0.0, min_inclusive=False)
+
+    def add_gradients(self, discriminator, real, fake, condition, rng):
+        return self._apply(discriminator, real, self.gamma / 2, 0.0, condition)
+
+    def get_config(self):
+        return {"gamma": self.gamma, "every": self.every}
+
+
+@register_term
+class WGANGradientPenalty(_PenaltyTerm):
+    """WGAN-GP's penalty (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs"):
+    ``weight * mean_i (||grad_x D(x_hat_i)|| - 1)^2`` on per-row random interpolates
+    ``x_hat_i = eps_i x_i + (1 - eps_i) G(z_i)``, ``eps_i ~ U[0, 1)`` drawn from the GAN's
+    random stream (saved in checkpoints). ``--loss wgan-gp`` attaches it with weight 10.
+
+    Logs ``gp`` and ``gp_grad_norm`` (the mean input-gradient norm at the interpolates).
+    """
+
+    name = "gp"
+
+    def __init__(self, weight: float = 10.0, every: int = 1) -> None:
+        super().__init__(every)
+        self.weight = check_real(weight, "weight", minimum=0.0, min_inclusive=False)
+
+    def add_gradients(self, discriminator, real, fake, condition, rng):
+        from .penalties import interpolates
+
+        return self._apply(discriminator, interpolates(real, fake, rng), self.weight, 1.0, condition)
+
+    def get_config(self):
+        return {"weight": self.weight, "every": self.every}

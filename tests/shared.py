@@ -1,4 +1,10 @@
-"""Helpers shared by several test files: a user-written layer and synthetic images."""
+"""Helpers shared by several test files: a user-written layer, synthetic images, and the
+``minigan`` command run as a user runs it."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 import minigan as mg
@@ -27,3 +33,31 @@ def textured(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
     phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
     img = 128 + 50 * np.sin(xx / 3.0 + phase) * np.cos(yy / 4.0) + rng.normal(0, 8, (n, size, size))
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_minigan(*args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m minigan ARGS`` in a subprocess, from ``cwd``, with the source tree importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("MINIGAN_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "minigan", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def succeeded(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """Assert a clean success: exit 0 and no traceback."""
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def failed_cleanly(result: subprocess.CompletedProcess, *patterns: str) -> str:
+    """Assert a clean failure: non-zero exit, no traceback, and every pattern in stderr."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    for pattern in patterns:
+        assert pattern in result.stderr, result.stderr
+    return result.stderr

@@ -20,6 +20,8 @@ import minigan as mg
 from minigan import losses as L
 from minigan import optim
 
+pytestmark = pytest.mark.engine
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -141,15 +141,18 @@ def test_detect_fit_and_predict(folders, tmp_path, capsys, kind):
     assert "broken.png" in captured.err and model.is_file()
     out_csv = tmp_path / "scores.csv"
     files = [str(folders / "real" / "img_000.png"), str(folders / "fake"), str(tmp_path / "missing.png")]
-    assert run(["detect", "predict", "--model", str(model), *files, "--csv", str(out_csv)]) == 0
+    assert run(["detect", "predict", "--model", str(model), *files]) == 0
     captured = capsys.readouterr()
     assert "p(fake)" in captured.out and "missing.png" in captured.err and "broken.png" in captured.err
+    assert run(["detect", "predict", "--model", str(model), *files, "--csv", str(out_csv)]) == 0
+    capsys.readouterr()
     rows = list(csv.DictReader(open(out_csv)))
-    assert len(rows) == 1 + 24
+    assert len(rows) == 1 + 24 + 2  # the broken and the missing file get a row with their status
     assert rows[0]["file"].endswith("img_000.png") and rows[0]["verdict"] in ("real", "fake")
-    assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
+    scored = [r for r in rows if r["status"] == "ok"]
+    assert len(scored) == 25 and all(0.0 <= float(r["p_fake"]) <= 1.0 for r in scored)
     if kind == "pixel":  # the checkerboard is plain to see
-        assert sum(r["verdict"] == "fake" for r in rows[1:]) >= 20
+        assert sum(r["verdict"] == "fake" for r in scored[1:]) >= 20
 
 
 def test_detect_predict_errors(folders, tmp_path, capsys):

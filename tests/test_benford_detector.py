@@ -15,6 +15,7 @@ from minigan.benford import (
     tpr_at_fpr,
 )
 from minigan.benford.image import _dct_matrix, quantization_table
+from minigan.errors import NotFittedError
 from minigan.serialization import FileFormatError, save_npz
 
 from shared import textured  # noqa: E402
@@ -207,7 +208,7 @@ def test_pixel_detector(tmp_path):
 
 def test_detector_input_errors(data):
     x, y, _, _ = data
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         BenfordDetector().predict(x)
     with pytest.raises(ValueError, match="both classes"):
         BenfordDetector(**FAST).fit(x[:4], np.zeros(4, dtype=int))
@@ -222,7 +223,7 @@ def test_detector_input_errors(data):
     with pytest.raises(ValueError, match="one size"):
         PixelDetector().fit([x[0], x[1][:16]], np.array([0, 1]))
     with pytest.raises(ValueError, match="dropout must be < 1"):
-        BenfordDetector(dropout=1.0)
+        BenfordDetector(dropout=1.0, **FAST).fit(x, y)
 
 
 def test_roc_and_benford_charts(tmp_path):
@@ -252,23 +253,23 @@ def test_benford_detector_share_options_round_trip(tmp_path, data, quantized, un
     np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
     for name in ("nonzero_shares", "unquantized_shares"):
         with pytest.raises(TypeError, match=name):
-            BenfordDetector(**{name: 1})
+            BenfordDetector(**{**FAST, name: 1}).fit(x, y)
 
 
 def test_pixel_detector_intensity_mapping_and_round_trip(tmp_path):
     x = np.r_[textured(20, 8, seed=1), textured(20, 8, seed=2) // 2 + 1].astype(np.uint8)
     y = np.r_[np.zeros(20, dtype=np.int64), np.ones(20, dtype=np.int64)]
     levels = np.array([[[0, 1, 15, 255]]], dtype=np.uint8)
-    log = PixelDetector(nonzero_mask=False)._raw_features(levels)[0]
+    log = PixelDetector(nonzero_mask=False)._pixel_features(levels, None)[0]
     # log(1 + level) / log(256): one 8-bit level above black already reaches 1/8 of the scale
     np.testing.assert_allclose(log, np.log1p([0, 1, 15, 255]) / np.log(256), rtol=1e-12)
     assert log[1] == pytest.approx(0.125)
-    linear = PixelDetector(intensity="linear", nonzero_mask=False)._raw_features(levels)[0]
+    linear = PixelDetector(intensity="linear", nonzero_mask=False)._pixel_features(levels, None)[0]
     np.testing.assert_allclose(linear, np.array([0, 1, 15, 255]) / 255, rtol=1e-12)
-    both = PixelDetector()._raw_features(levels)[0]  # the default: log pixels, then the above-black mask
+    both = PixelDetector()._pixel_features(levels, None)[0]  # the default: log pixels, then the above-black mask
     np.testing.assert_array_equal(both, np.r_[log, 0.0, 1.0, 1.0, 1.0])
     # float pixels in [-1, 1]: -1 is black
-    signed = PixelDetector(value_range=(-1, 1))._raw_features(levels / 127.5 - 1)[0]
+    signed = PixelDetector(value_range=(-1, 1))._pixel_features(levels / 127.5 - 1, None)[0]
     np.testing.assert_allclose(signed, both, atol=1e-12)
     for intensity, mask in (("log", True), ("linear", False)):
         model = PixelDetector(intensity=intensity, nonzero_mask=mask, epochs=2, seed=0).fit(x, y)
@@ -277,9 +278,9 @@ def test_pixel_detector_intensity_mapping_and_round_trip(tmp_path):
         assert (loaded.intensity, loaded.nonzero_mask) == (intensity, mask)
         np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
     with pytest.raises(ValueError, match="intensity"):
-        PixelDetector(intensity="sqrt")
+        PixelDetector(intensity="sqrt").fit(x, y)
     with pytest.raises(TypeError, match="nonzero_mask"):
-        PixelDetector(nonzero_mask="yes")
+        PixelDetector(nonzero_mask="yes").fit(x, y)
 
 
 def test_jpeg_augmentation_trains_on_recompressed_copies(tmp_path, data):
@@ -300,6 +301,113 @@ def test_jpeg_augmentation_trains_on_recompressed_copies(tmp_path, data):
     assert loaded.jpeg_augment == (80, 85)
     np.testing.assert_array_equal(loaded.predict_proba(xt), fitted.predict_proba(xt))
     with pytest.raises(ValueError, match=r"jpeg_augment\[1\]"):
-        BenfordDetector(jpeg_augment=(90, 80))
+        BenfordDetector(**{**FAST, "jpeg_augment": (90, 80)}).fit(x, y)
     with pytest.raises(TypeError, match="jpeg_augment must be None or a pair"):
-        BenfordDetector(jpeg_augment=90)
+        BenfordDetector(**{**FAST, "jpeg_augment": 90}).fit(x, y)
+
+
+# ---------------------------------------------------------------------------
+# scikit-learn's estimator conventions
+
+
+@pytest.mark.parametrize("cls", [BenfordDetector, PixelDetector])
+def test_init_stores_arguments_as_given_and_fit_validates_them(cls, data):
+    x, y, _, _ = data
+    hidden = [8]  # a list stays a list: nothing is converted or checked before fit
+    model = cls(hidden=hidden, epochs="many")
+    assert model.hidden is hidden and model.epochs == "many"
+    assert model.get_params()["hidden"] is hidden
+    assert not hasattr(model, "network_") and not hasattr(model, "mean_")
+    with pytest.raises(TypeError, match="epochs must be an integer"):
+        model.fit(x, y)
+    assert model.set_params(epochs=2, dropout=0.0) is model
+    assert model.get_params()["epochs"] == 2
+    if cls is BenfordDetector:
+        model.set_params(**{**FAST, "epochs": 2})
+    model.fit(x, y)
+    assert model.network_ is not None and model.mean_.ndim == 1 and len(model.loss_history_) == 2
+    with pytest.raises(ValueError, match="'width' is not a parameter of"):
+        model.set_params(width=3)
+    # get_params round-trips through the constructor, as scikit-learn's clone does
+    assert cls(**model.get_params()).get_params() == model.get_params()
+
+
+@pytest.mark.parametrize("cls", [BenfordDetector, PixelDetector])
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_function", "transform", "save"])
+def test_using_a_detector_before_fit_raises_not_fitted(cls, method, data, tmp_path):
+    x = data[0]
+    with pytest.raises(NotFittedError, match="not fitted yet") as info:
+        getattr(cls(), method)(tmp_path / "m.npz" if method == "save" else x)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, AttributeError)
+
+
+def _old_detector_network(n_features, hidden, dropout, seed):
+    """The detectors' network as it was built before minigan.models.mlp: layer by layer."""
+    import minigan as mg
+
+    init_ss, dropout_ss, _ = np.random.SeedSequence(seed).spawn(3)
+    init_rng, dropout_rng = np.random.default_rng(init_ss), np.random.default_rng(dropout_ss)
+    layers, width = [], n_features
+    for h in hidden:
+        layers += [mg.Dense(width, h, rng=init_rng), mg.LeakyReLU(0.2)]
+        if dropout > 0:
+            layers.append(mg.Dropout(dropout, rng=dropout_rng))
+        width = h
+    layers.append(mg.Dense(width, 1, rng=init_rng))
+    return mg.Sequential(layers)
+
+
+@pytest.mark.parametrize("hidden, dropout", [((64, 32), 0.2), ((5,), 0.0)])
+def test_detector_networks_start_from_the_same_weights_as_before(hidden, dropout):
+    seed = 11
+    init_ss, dropout_ss, _ = np.random.SeedSequence(seed).spawn(3)
+    new = BenfordDetector(hidden=hidden, dropout=dropout)._build(
+        40, np.random.default_rng(init_ss), np.random.default_rng(dropout_ss))
+    old = _old_detector_network(40, hidden, dropout, seed)
+    assert [type(layer).__name__ for layer in new.layers] == [type(layer).__name__ for layer in old.layers]
+    for (k1, v1), (k2, v2) in zip(new.state_dict().items(), old.state_dict().items()):
+        assert k1 == k2 and v1.dtype == v2.dtype
+        np.testing.assert_array_equal(v1, v2)
+    # the dropout masks come from the same stream too
+    x = np.ones((4, 40), np.float32)
+    new.train(), old.train()
+    np.testing.assert_array_equal(new.forward(x), old.forward(x))
+
+
+def test_benford_detector_warns_about_images_far_from_its_training_images(benford_model, data, tmp_path):
+    import warnings
+
+    _, _, xt, _ = data  # trained on 32x32 grey images
+    assert benford_model.image_domain_ == {"height": [32, 32], "width": [32, 32], "color": "grey"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        benford_model.predict_proba(xt)  # the same kind of images: no warning
+        assert benford_model.domain_gap(np.zeros((40, 20), np.uint8)) is None  # within a factor 2
+    big = textured(2, 160, seed=9)
+    assert "it is 160x160, the training images were 32x32" in benford_model.domain_gap(big[0])
+    with pytest.warns(UserWarning, match=r"2 of 2 image\(s\) are far .*160x160"):
+        benford_model.predict_proba(big)
+    colour = np.stack([xt[0], xt[1], xt[2]], axis=-1)
+    assert "it is colour, the training images were grey" in benford_model.domain_gap(colour)
+    assert benford_model.domain_gap(np.repeat(xt[0][..., None], 3, axis=-1)) is None  # grey stored as RGB
+    benford_model.save(tmp_path / "m.npz")
+    assert load_detector(tmp_path / "m.npz").image_domain_ == benford_model.image_domain_
+
+
+def test_a_model_saved_before_the_image_domain_was_recorded_still_loads(benford_model, data, tmp_path):
+    import warnings
+
+    from minigan.serialization import load_npz
+
+    _, _, xt, _ = data
+    benford_model.save(tmp_path / "new.npz")
+    arrays, meta = load_npz(tmp_path / "new.npz", kind="benford-detector")
+    del meta["settings"]["image_domain"]  # the settings as minigan wrote them before
+    meta.pop("minigan_format")
+    save_npz(tmp_path / "old.npz", arrays, meta, kind="benford-detector")
+    old = load_detector(tmp_path / "old.npz")
+    assert old.image_domain_ is None and old.loss_history_ == []
+    np.testing.assert_array_equal(old.predict_proba(xt), benford_model.predict_proba(xt))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to compare with: no warning
+        old.predict_proba(textured(1, 160, seed=3))

@@ -223,3 +223,35 @@ def test_divergences_survive_a_fitted_law_that_underflows():
     # a fit at the box's walls can give a subnormal q; renormalising it underflows to 0
     out = divergences(np.array([0.5, 0.5]), np.array([3.0, 5e-324]))
     assert np.isinf(out[0]) and np.isfinite(out[1:]).all()
+
+
+def test_distinct_rows_keeps_zero_and_negative_zero_apart_and_groups_repeats():
+    # 0.0 and -0.0 differ only in the sign bit: a hash that sums bits * odd numbers used to cancel two
+    # sign bits, so rows of -0.0 collided with rows of 0.0, and repeated colliding rows were not grouped
+    x = np.array([[-0.0, -0.0], [0.0, 0.0], [-0.0, -0.0], [0.0, -0.0], [-0.0, 0.0], [0.0, 0.0], [-0.0, -0.0]])
+    first, inverse = _distinct_rows(x)
+    bits = x.view(np.uint64)
+    np.testing.assert_array_equal(bits[first][inverse], bits)
+    assert first.size == 4 and len({row.tobytes() for row in bits[first]}) == 4
+    assert inverse[0] == inverse[2] == inverse[6] and inverse[1] == inverse[5]
+    # two NaNs with different payloads are different rows (the fit sees the same NaN, but the rule is bits)
+    nan_a, nan_b = np.array([np.nan]), np.array([0x7FF8000000000001], dtype=np.uint64).view(np.float64)
+    y = np.array([[nan_a[0], 1.0], [nan_b[0], 1.0], [nan_a[0], 1.0]])
+    first, inverse = _distinct_rows(y)
+    assert first.size == 2 and inverse[0] == inverse[2] != inverse[1]
+
+
+def test_distinct_rows_groups_rows_that_collide_in_the_hash(monkeypatch):
+    # force every row into one hash group: the full comparison must still group equal rows together
+    x = np.array([[1.0, 2.0], [3.0, 4.0], [3.0, 4.0], [1.0, 2.0], [5.0, 6.0], [5.0, 6.0]])
+    real_unique = np.unique
+
+    def one_group(key, **kwargs):
+        return real_unique(np.zeros_like(key), **kwargs) if key.dtype == np.uint64 and key.ndim == 1 else \
+            real_unique(key, **kwargs)
+
+    monkeypatch.setattr(np, "unique", one_group)
+    first, inverse = _distinct_rows(x)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(x[first][inverse], x)
+    assert first.size == 3 and inverse[1] == inverse[2] and inverse[4] == inverse[5] and inverse[0] == inverse[3]

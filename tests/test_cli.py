@@ -188,7 +188,7 @@ def test_train_on_user_images_and_evaluate_refuses_non_digits(tmp_path):
         (("train", "--iterations", 2, "--epochs", 1, "--out", "both"), "not both"),
         (("train", "--data", "no/such/folder", "--iterations", 1), "no/such/folder"),
         (("sample", "--checkpoint", "missing", "--out", "s.npy"), "no checkpoint"),
-        (("sample", "--checkpoint", "missing", "--out", "s.jpg"), ".png or .npy"),
+        (("sample", "--checkpoint", "missing", "--out", "s.jpg"), "FILE.png, FILE.npy or a folder"),
         (("evaluate", "--checkpoint", "missing"), "no checkpoint"),
         (("info", "missing"), "not a run directory"),
     ],
@@ -243,3 +243,18 @@ def test_train_mnist_example_runs(tmp_path):
     ok(subprocess.run([sys.executable, str(script), "--iterations", "7", "--out", "ex", "--resume"], cwd=tmp_path,
                       env=_env(), capture_output=True, text=True, timeout=300))
     assert load_checkpoint(tmp_path / "ex")[1]["iteration"] == 7
+
+
+@pytest.mark.slow  # trains a GAN for 2 iterations in a subprocess
+def test_a_skipped_non_image_file_is_a_note_not_a_python_warning(tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "pictures"
+    data.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(data / f"{i}.png")
+    (data / "notes.txt").write_text("not an image")
+    result = ok(minigan("train", "--data", data, "--iterations", 2, "--batch-size", 2, "--sample-every", 2,
+                        "--checkpoint-every", 2, "--no-progress", "--out", "run", cwd=tmp_path))
+    assert "note: skipped 1 non-image entry" in result.stderr and "'notes.txt'" in result.stderr
+    assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr

@@ -289,12 +289,12 @@ def test_non_image_files_are_skipped_with_a_count(tmp_path):
 def test_empty_folder_and_folder_without_images(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match=r"no PNG or JPEG images .*\(it is empty\)"):
+    with pytest.raises(ValueError, match=r"no image files .* in folder .*\(it is empty\)"):
         ds.load(empty)
     other = tmp_path / "other"
     other.mkdir()
     (other / "a.csv").write_text("1,2")
-    with pytest.raises(ValueError, match=r"no PNG or JPEG images .*\(1 other entry, e.g. 'a.csv'"):
+    with pytest.raises(ValueError, match=r"no image files .* in folder .*\(1 other entry, e.g. 'a.csv'"):
         ds.load(other)
 
 

@@ -12,6 +12,8 @@ import pytest
 
 import minigan as mg
 
+pytestmark = pytest.mark.engine
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

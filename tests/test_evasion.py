@@ -55,8 +55,10 @@ def small_detectors():
 @pytest.mark.gradcheck
 def test_benford_term_gradient_matches_central_differences(small_detectors):
     real = small_detectors[2]
+    # the smooth term (soft share values): hard values with gate slopes are an estimator,
+    # not a derivative, and have no finite differences to match
     term = BenfordTerm(real, quality_factors=(90, 100), bases=(3, 5), n_coefficients=4, temperature=0.5,
-                       gate_width=0.6, share_width=1.5, round_pixels=False)
+                       gate_width=0.6, share_width=1.5, round_pixels=False, hard_shares=False)
 
     def function(x):
         value = term.divergence(x)[0]
@@ -64,6 +66,26 @@ def test_benford_term_gradient_matches_central_differences(small_detectors):
 
     report = mg.gradcheck(function, _generated(3, 16, 0))
     assert report.max_rel_error < 1e-6
+
+
+def test_hard_shares_keep_the_gate_gradient_and_the_detectors_values(small_detectors):
+    """Straight through: the hard share values are the detector's counts, and the backward
+    pass of a share is the share gate's, whatever the values."""
+    from minigan.benford.soft import SoftBenford
+
+    x = _generated(3, 16, 2)
+    options = dict(quality_factors=(90, 100), bases=(3, 5), n_coefficients=4, share_width=1.5, round_pixels=False)
+    soft, hard = SoftBenford((16, 16), **options), SoftBenford((16, 16), hard_shares=True, **options)
+    soft_stats, hard_stats = soft.forward(x, per_image=True), hard.forward(x, per_image=True)
+    assert not np.allclose(soft_stats.nonzero_shares, hard_stats.nonzero_shares)
+    np.testing.assert_array_equal(hard_stats.counts, soft_stats.counts)
+    rng = np.random.default_rng(0)
+    grads = {"grad_nonzero_shares": rng.normal(size=hard_stats.nonzero_shares.shape),
+             "grad_unquantized_shares": rng.normal(size=hard_stats.unquantized_shares.shape)}
+    np.testing.assert_array_equal(hard.backward(**grads), soft.backward(**grads))
+    # the values are the hard counts: |c / q| >= 1/2 per coefficient, a pixel above 1/2 per block
+    tiny = SoftBenford((16, 16), **{**options, "share_width": 1e-6})
+    np.testing.assert_allclose(hard_stats.nonzero_shares, tiny.forward(x, per_image=True).nonzero_shares, atol=1e-9)
 
 
 def test_benford_term_is_zero_on_the_reference_and_adds_its_weighted_gradient(small_detectors):
@@ -123,7 +145,9 @@ def test_benford_term_record_rebuilds_it(tmp_path):
 
 @pytest.mark.gradcheck
 def test_pixel_detector_term_gradient_matches_central_differences(small_detectors):
-    term = DetectorTerm(small_detectors[1], balance=False, weight=0.7, round_pixels=False, share_width=1.5)
+    # the smooth mask (hard_shares=False): the hard one is straight-through, not a derivative
+    term = DetectorTerm(small_detectors[1], balance=False, weight=0.7, round_pixels=False, share_width=1.5,
+                        hard_shares=False)
 
     def function(x):
         grad = np.zeros_like(x)

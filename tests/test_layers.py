@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 import minigan as mg
 from minigan import testing as mgt
 
+pytestmark = pytest.mark.engine
+
 INITS = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros"]
 
 

@@ -9,6 +9,8 @@ import minigan as mg
 from minigan import losses as L
 from minigan import testing as mgt
 
+pytestmark = pytest.mark.engine
+
 
 def _sigmoid(z):
     with np.errstate(over="ignore"):  # exp(1000) -> inf -> sigmoid 0, the right limit

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import minigan as mg
 from minigan import metrics
 from minigan.serialization import FileFormatError, save_npz
 
@@ -234,3 +235,70 @@ def test_load_rejects_foreign_and_corrupt_files(tmp_path):
         metrics.DigitClassifier.load(corrupt)
     with pytest.raises(FileNotFoundError):
         metrics.DigitClassifier.load(tmp_path / "missing.npz")
+
+
+def _old_classifier_networks(rng):
+    """The digit classifier's networks as they were built before minigan.models.mlp."""
+    from minigan.layers import Dense, LeakyReLU
+    from minigan.model import Sequential
+
+    body = Sequential([Dense(784, 256, rng=rng), LeakyReLU(0.2), Dense(256, 128, rng=rng), LeakyReLU(0.2)])
+    return body, Sequential([Dense(128, 10, rng=rng)])
+
+
+def test_classifier_build_and_fit_match_the_previous_hand_written_versions():
+    """The shared builder and training loop give bit-identical weights to the code they replaced."""
+    import math
+
+    from minigan.losses import SoftmaxCrossEntropy
+    from minigan.metrics import DigitClassifier, _shift_images
+    from minigan.optim import Adam
+
+    built = DigitClassifier.build(seed=3)
+    body, head = _old_classifier_networks(np.random.default_rng(3))
+    for new, old in ((built.body, body), (built.head, head)):
+        assert [type(a).__name__ for a in new.layers] == [type(b).__name__ for b in old.layers]
+        for a, b in zip(new.state_dict().values(), old.state_dict().values()):
+            np.testing.assert_array_equal(a, b)
+
+    images, labels = mg.datasets.load("mnist-5k")
+    images, labels = images[:96], labels[:96]
+    fitted = DigitClassifier.fit(images, labels, epochs=2, batch_size=32, seed=4)
+    # the loop as it was written inside DigitClassifier.fit
+    rng = np.random.default_rng(4)
+    body, head = _old_classifier_networks(rng)
+    flat = images.reshape(96, 784).astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+    optimizer, loss = Adam(body.parameters() + head.parameters(), lr=1e-3), SoftmaxCrossEntropy()
+    body.train(), head.train()
+    step, total_steps = 0, 2 * 3
+    for _ in range(2):
+        order = rng.permutation(96)
+        for start in range(0, 96, 32):
+            optimizer.lr = 1e-3 * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+            step += 1
+            index = order[start : start + 32]
+            batch = _shift_images(flat[index], rng, 2)
+            optimizer.zero_grad()
+            loss.forward(head.forward(body.forward(batch)), labels[index].astype(np.int64))
+            body.backward(head.backward(loss.backward()), input_grad=False)
+            optimizer.step()
+    for new, old in ((fitted.body, body), (fitted.head, head)):
+        for a, b in zip(new.state_dict().values(), old.state_dict().values()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_metrics_use_the_classifiers_public_interface():
+    from minigan.metrics import DigitClassifier
+
+    classifier = DigitClassifier.build(seed=0)
+    digits = mg.datasets.load("mnist-5k")[0][:40]
+    features, logits = classifier.features_and_logits(digits)
+    assert features.shape == (40, 128) and logits.shape == (40, 10)
+    np.testing.assert_array_equal(features, classifier.features(digits))
+    first = classifier.reference_points(digits, seed=1)
+    assert classifier.reference_points(digits, seed=1) is first  # remembered
+    assert set(first) == {"real_stats", "fid_real_vs_real", "fid_noise"} and first["fid_noise"] > first["fid_real_vs_real"]
+    with pytest.raises(ValueError, match="at least 4 real images are needed"):
+        classifier.reference_points(digits[:3])
+    with pytest.raises(ValueError, match="at least 2 generated images are needed"):
+        mg.metrics.evaluate_samples(digits[:1], digits, classifier=classifier)

@@ -15,6 +15,8 @@ import minigan as mg
 from shared import Scale
 from minigan import testing as mgt
 
+pytestmark = pytest.mark.engine
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

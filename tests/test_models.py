@@ -1,4 +1,4 @@
-"""Ready-made models: the article's reference G and D (GUIDE.md section 1), the mlp builders, build_gan."""
+"""Ready-made models: the article's reference G and D (Keras-GAN's gan/gan.py), the mlp builders, build_gan."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.gan
 
 
 def layer_signature(model: mg.Sequential) -> list[tuple]:
-    """(kind, sizes...) for every layer, as one would read them off the GUIDE's table."""
+    """(kind, sizes...) for every layer, as one would read them off Keras-GAN's model definition."""
     out = []
     for layer in model.layers:
         if isinstance(layer, mg.Dense):
@@ -68,7 +68,7 @@ def test_reference_discriminator_layers_match_the_guide_and_output_logits():
 
 def test_reference_parameter_counts():
     G, D = reference_generator(), reference_discriminator()
-    # Independently from the GUIDE's sizes: 100-256-512-1024-784 with BN after the three hidden layers.
+    # Independently from Keras-GAN's sizes: 100-256-512-1024-784 with BN after the three hidden layers.
     g_expected = (100 + 1) * 256 + (256 + 1) * 512 + (512 + 1) * 1024 + (1024 + 1) * 784 + 2 * (256 + 512 + 1024)
     d_expected = (784 + 1) * 512 + (512 + 1) * 256 + (256 + 1) * 1
     assert g_expected == 1_489_936

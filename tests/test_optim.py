@@ -10,6 +10,8 @@ import minigan as mg
 from minigan import optim
 from minigan import testing as mgt
 
+pytestmark = pytest.mark.engine
+
 
 class Param:
     """A stand-alone parameter (what ``model.parameters()`` yields)."""

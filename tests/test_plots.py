@@ -66,21 +66,88 @@ def test_save_sample_grid_writes_readable_png(tmp_path):
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["grid.png"]  # no temp file left
 
 
-def test_plot_losses_writes_png(tmp_path):
-    n = 300
-    rng = np.random.default_rng(1)
-    metrics = {
+def _metrics(n, seed=1, scores=(0.5, 0.9)):
+    rng = np.random.default_rng(seed)
+    return {
         "iteration": np.arange(1, n + 1, dtype=float),
         "d_loss": rng.normal(0.6, 0.1, n),
         "g_loss": rng.normal(1.0, 0.2, n),
-        "d_real": rng.uniform(0.5, 0.9, n),
-        "d_fake": rng.uniform(0.1, 0.5, n),
-        "time": np.linspace(0, 10, n),
+        "d_real": rng.uniform(*scores, n),
+        "d_fake": rng.uniform(scores[0] - 0.4, scores[0], n),
+        "seconds": np.linspace(0, 10, n),
     }
-    path = plots.plot_losses(metrics, tmp_path / "losses.png", title="test run")
+
+
+def _line(ax, label):
+    return next(line for line in ax.get_lines() if line.get_label() == label)
+
+
+def test_the_loss_plot_draws_the_logged_numbers(tmp_path):
+    metrics = _metrics(300)
+    figure = plots.loss_figure(metrics, smoothing=7)
+    loss_axes, score_axes = figure.axes
+    for ax, name, label in ((loss_axes, "d_loss", "discriminator"), (loss_axes, "g_loss", "generator"),
+                            (score_axes, "d_real", "on real images"), (score_axes, "d_fake", "on fakes")):
+        line = _line(ax, label)
+        np.testing.assert_array_equal(line.get_xdata(), metrics["iteration"])
+        np.testing.assert_allclose(line.get_ydata(), plots.moving_average(metrics[name], 7))
+        raw = [l for l in ax.get_lines() if l.get_label().startswith("_") and l.get_alpha() == 0.25]
+        assert any(np.array_equal(l.get_ydata(), metrics[name]) for l in raw), name
+    assert score_axes.get_ylim() == (-0.02, 1.02) and score_axes.get_ylabel() == "mean D probability"
+    path = plots.plot_losses(metrics, tmp_path / "losses.png", smoothing=7)
+    with Image.open(path) as picture:  # the file is this figure, rendered
+        assert picture.format == "PNG" and picture.size == (800, 600)
+
+
+def test_raw_scores_get_an_axis_that_fits_them():
+    metrics = _metrics(200, scores=(-6.0, 3.0))  # a Wasserstein critic's scores
+    figure = plots.loss_figure(metrics, score_kind="score")
+    low, high = figure.axes[1].get_ylim()
+    assert low <= metrics["d_fake"].min() and high >= metrics["d_real"].max()
+    assert figure.axes[1].get_ylabel() == "mean D score"
+    with pytest.raises(ValueError, match="score_kind"):
+        plots.loss_figure(metrics, score_kind="logit")
+
+
+def test_extra_terms_and_the_fid_get_panels_of_their_own():
+    metrics = _metrics(120)
+    metrics["grad_norm"] = np.where(np.arange(120) % 4 == 0, np.linspace(1, 2, 120), np.nan)  # logged every 4th
+    metrics["classifier_fid"] = np.where(np.arange(1, 121) % 40 == 0, [30.0] * 120, np.nan)
+    metrics["classifier_fid"][79] = 12.5
+    figure = plots.loss_figure(metrics)
+    assert len(figure.axes) == 4
+    term_line = _line(figure.axes[2], "grad_norm")
+    np.testing.assert_array_equal(term_line.get_xdata(), metrics["iteration"][::4])
+    fid_line = _line(figure.axes[3], "classifier FID")
+    np.testing.assert_array_equal(fid_line.get_xdata(), [40.0, 80.0, 120.0])
+    np.testing.assert_array_equal(fid_line.get_ydata(), [30.0, 12.5, 30.0])
+    assert len(plots.loss_figure(_metrics(120)).axes) == 2  # neither: two panels
+
+
+def test_long_runs_are_drawn_as_bands_of_their_buckets():
+    n = 5 * plots.MAX_POINTS
+    metrics = _metrics(n)
+    figure = plots.loss_figure(metrics, smoothing=10)
+    line = _line(figure.axes[0], "discriminator")
+    assert line.get_xdata().size == plots.MAX_POINTS
+    np.testing.assert_array_equal(line.get_xdata(), metrics["iteration"][4::5])
+    np.testing.assert_allclose(line.get_ydata(), plots.moving_average(metrics["d_loss"], 10)[4::5])
+    band = figure.axes[0].collections[0].get_paths()[0].vertices
+    buckets = metrics["d_loss"].reshape(-1, 5)
+    assert np.isclose(band[:, 1].max(), buckets.max()) and np.isclose(band[:, 1].min(), buckets.min())
+
+
+def test_sample_grids_can_carry_a_caption(tmp_path):
+    images = np.random.default_rng(3).uniform(-1, 1, (4, 8, 8))
+    plain = plots.upscale(plots.image_grid(images), 2)
+    path = plots.save_sample_grid(images, tmp_path / "g.png", scale=2, label="iteration 500")
     with Image.open(path) as picture:
-        assert picture.format == "PNG"
-        assert picture.size[0] > 300 and picture.size[1] > 300
+        pixels = np.asarray(picture)
+    band, grid = pixels[:plots.CAPTION_HEIGHT], pixels[plots.CAPTION_HEIGHT:]
+    assert np.array_equal(grid, plain)
+    assert (band == 255).mean() > 0.5 and (band < 128).any()  # white, with dark text in it
+    other = np.asarray(plots.add_caption(plain, "7"))[:plots.CAPTION_HEIGHT]
+    assert not np.array_equal(other, band)  # the text is drawn, not a fixed stripe
 
 
 def test_plot_losses_rejects_missing_or_ragged_columns(tmp_path):

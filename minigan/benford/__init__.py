@@ -4,7 +4,9 @@ Digit statistics (:mod:`.digits`), the ICPR 2020 image features (:mod:`.image`),
 the detectors (:mod:`.detector`) and their scores (:mod:`.evaluation`) import
 only NumPy (the generalized-Benford fit and the divergences run Numba kernels
 from :mod:`.kernels`, imported on first use). The charts (:mod:`.plots`, matplotlib) and the command line
-(:mod:`.cli`) are submodules imported on demand; :mod:`.io` reads numbers from files.
+(:mod:`.cli`) are submodules imported on demand; :mod:`.io` reads numbers from files;
+:func:`scan` (:mod:`.scan`) screens folders of image files with a detector, streaming,
+in one process or on a Dask cluster.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from .digits import (
     second_digits,
 )
 from .evaluation import accuracy, balanced_accuracy, roc_auc, roc_curve, tpr_at_fpr
+from .scan import ScanRow, scan
 from .image import (
     divergences,
     first_digit_histograms,
@@ -59,6 +62,8 @@ __all__ = [
     "quantized_dct",
     "roc_auc",
     "roc_curve",
+    "scan",
+    "ScanRow",
     "second_digits",
     "tpr_at_fpr",
     "zigzag_order",

@@ -9,23 +9,33 @@
   network trained on the pixels themselves.
 
 Both train ``Dense -> LeakyReLU -> Dropout`` blocks and a final ``Dense(., 1)``
-logit with :class:`minigan.losses.BCEWithLogits` and :class:`minigan.optim.Adam`
-on class-balanced mini-batches (the smaller class is resampled each epoch), so
+logit (built by :func:`minigan.models.mlp`) with :class:`minigan.losses.BCEWithLogits`
+and :class:`minigan.optim.Adam` on class-balanced mini-batches (the smaller class is
+resampled each epoch; the loop is :func:`minigan.training.train_minibatches`), so
 an uneven training set does not bias the threshold. Label 1 means GAN-generated.
 Everything random comes from ``seed``: the same seed and data give the same model.
+
+They follow scikit-learn's estimator conventions: the constructor stores its
+arguments as given, :meth:`fit` validates them, ``get_params`` / ``set_params``,
+and the fitted attributes (``network_``, ``mean_``, ``std_``, ``loss_history_``,
+``image_domain_`` / ``image_shape_``) exist only after ``fit`` or ``load``; before,
+a prediction raises :class:`minigan.errors.NotFittedError` (a ``ValueError`` and an
+``AttributeError``).
 
 Models are saved as one ``.npz`` (weights, standardization) plus JSON settings
 through :mod:`minigan.serialization` -- no pickle.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .._validation import check_choice, check_int, check_real, describe
+from ..errors import NotFittedError
 from ..serialization import FileFormatError, load_npz, save_npz
 from .evaluation import accuracy
 from .image import (
@@ -60,8 +70,26 @@ def _n_images(images: Any) -> int:
     raise TypeError(f"images must be a NumPy array or a list of arrays, got {describe(images)}")
 
 
+def _check_hidden(hidden: Any) -> tuple[int, ...]:
+    try:
+        widths = tuple(hidden)
+    except TypeError:
+        raise TypeError(f"hidden must be a sequence of layer widths, got {describe(hidden)}") from None
+    return tuple(check_int(h, f"hidden[{i}]", minimum=1) for i, h in enumerate(widths))
+
+
+def _check_seed(seed: Any) -> int:
+    return check_int(seed, "seed", minimum=0)
+
+
 class _NetworkDetector:
-    """Shared training, prediction and file handling; subclasses define the features."""
+    """Shared training, prediction and file handling; subclasses define the features.
+
+    scikit-learn's estimator conventions: ``__init__`` stores its arguments as given,
+    :meth:`fit` validates them, :meth:`get_params` / :meth:`set_params` read and change
+    them, and the fitted attributes (ending in ``_``) exist only after :meth:`fit`
+    (or :meth:`load`); using a detector before raises :class:`~minigan.errors.NotFittedError`.
+    """
 
     kind = ""
 
@@ -76,19 +104,50 @@ class _NetworkDetector:
         seed: int = 0,
         value_range: tuple[float, float] | None = None,
     ) -> None:
-        self.hidden = tuple(check_int(h, "hidden[i]", minimum=1) for h in hidden)
-        self.dropout = check_real(dropout, "dropout", minimum=0.0, maximum=1.0, max_inclusive=False)
-        self.epochs = check_int(epochs, "epochs", minimum=1)
-        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
-        self.lr = check_real(lr, "lr", minimum=0.0, min_inclusive=False)
-        self.seed = check_int(seed, "seed", minimum=0)
-        self.value_range = None if value_range is None else tuple(float(v) for v in value_range)
-        if self.value_range is not None:
-            _check_value_range(self.value_range, np.dtype(np.float64))
-        self.network_ = None
-        self.mean_: np.ndarray | None = None
-        self.std_: np.ndarray | None = None
-        self.loss_history_: list[float] = []
+        self.hidden = hidden
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
+        self.value_range = value_range
+
+    # -- scikit-learn's parameter interface --------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [name for name, p in signature.parameters.items() if p.kind == p.KEYWORD_ONLY]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments as stored, ``{name: value}`` (``deep`` is accepted for
+        scikit-learn compatibility; a detector holds no nested estimators)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> "_NetworkDetector":
+        """Change constructor arguments (validated by the next :meth:`fit`); returns self."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"{name!r} is not a parameter of {type(self).__name__}; its parameters: "
+                                 + ", ".join(valid))
+            setattr(self, name, value)
+        return self
+
+    def _check_params(self) -> dict[str, Any]:
+        """The validated training parameters (called by :meth:`fit`)."""
+        value_range = self.value_range
+        if value_range is not None:
+            lo, hi = _check_value_range(value_range, np.dtype(np.float64))
+            value_range = (lo, hi)
+        return {
+            "hidden": _check_hidden(self.hidden),
+            "dropout": check_real(self.dropout, "dropout", minimum=0.0, maximum=1.0, max_inclusive=False),
+            "epochs": check_int(self.epochs, "epochs", minimum=1),
+            "batch_size": check_int(self.batch_size, "batch_size", minimum=1),
+            "lr": check_real(self.lr, "lr", minimum=0.0, min_inclusive=False),
+            "seed": _check_seed(self.seed),
+            "value_range": value_range,
+        }
 
     # -- features (subclasses) ----------------------------------------------------
     def _raw_features(self, images: Any) -> np.ndarray:  # pragma: no cover - abstract
@@ -102,8 +161,10 @@ class _NetworkDetector:
         raise NotImplementedError
 
     def _check_fitted(self) -> None:
-        if self.network_ is None:
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(images, labels) first")
+        if getattr(self, "network_", None) is None:
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet: call fit(images, labels) first, or load a saved model"
+            )
 
     def transform(self, images: Any) -> np.ndarray:
         """Standardized features, shape (n_images, n_features); NaN and inf features become 0 (the training mean)."""
@@ -112,20 +173,21 @@ class _NetworkDetector:
 
     # -- the network ---------------------------------------------------------------
     def _build(self, n_features: int, init_rng: np.random.Generator, dropout_rng: np.random.Generator):
-        import minigan as mg
+        from ..models import mlp
 
-        layers: list[Any] = []
-        width = n_features
-        for h in self.hidden:
-            layers += [mg.Dense(width, h, rng=init_rng), mg.LeakyReLU(0.2)]
-            if self.dropout > 0:
-                layers.append(mg.Dropout(self.dropout, rng=dropout_rng))
-            width = h
-        layers.append(mg.Dense(width, 1, rng=init_rng))
-        return mg.Sequential(layers)
+        return mlp(n_features, _check_hidden(self.hidden), 1, activation="leaky_relu", dropout=self.dropout,
+                   rng=init_rng, dropout_rng=dropout_rng)
 
-    def fit(self, images: Any, labels: Any) -> "_NetworkDetector":
+    def fit(self, images: Any, labels: Any, *, progress: Callable[[int, float], None] | None = None
+            ) -> "_NetworkDetector":
         """Train on ``images`` with ``labels`` (shape (n,), 1 = GAN-generated, 0 = real).
+
+        Parameters
+        ----------
+        images : ndarray or list of ndarray
+        labels : array of 0/1, shape (n,)
+        progress : callable (epoch, mean_loss), optional
+            Called after every training epoch (the CLI's progress bar).
 
         Returns
         -------
@@ -133,7 +195,10 @@ class _NetworkDetector:
         """
         from ..losses import BCEWithLogits
         from ..optim import Adam
+        from ..training import train_minibatches
 
+        params = self._check_params()
+        self._check_feature_params()
         y = _check_labels(labels, _n_images(images))
         raw, y = self._training_features(images, y)
         raw = np.where(np.isfinite(raw), raw, np.nan)  # an infinite divergence is as uninformative as a missing one
@@ -143,32 +208,27 @@ class _NetworkDetector:
             std = np.nanstd(raw, axis=0)
         self.mean_ = np.where(np.isfinite(mean), mean, 0.0)
         self.std_ = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
-        init_ss, dropout_ss, batch_ss = np.random.SeedSequence(self.seed).spawn(3)
+        init_ss, dropout_ss, batch_ss = np.random.SeedSequence(params["seed"]).spawn(3)
         self.network_ = self._build(raw.shape[1], np.random.default_rng(init_ss), np.random.default_rng(dropout_ss))
-        x = self._standardize(raw)
-        t = y.astype(np.float32)[:, None]
-        loss = BCEWithLogits()
-        opt = Adam(self.network_.parameters(), lr=self.lr)
         rng = np.random.default_rng(batch_ss)
         pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
         per_class = max(pos.size, neg.size)
-        self.network_.train()
-        self.loss_history_ = []
-        for _ in range(self.epochs):
-            # class-balanced epoch: every sample of the larger class, the smaller one resampled
+
+        def balanced_epoch(epoch: int) -> np.ndarray:
+            # every sample of the larger class, the smaller one resampled
             order = np.concatenate([_resample(pos, per_class, rng), _resample(neg, per_class, rng)])
             rng.shuffle(order)
-            total = 0.0
-            for start in range(0, order.size, self.batch_size):
-                batch = order[start : start + self.batch_size]
-                self.network_.zero_grad()
-                out = self.network_.forward(x[batch])
-                total += loss.forward(out, t[batch]) * batch.size
-                self.network_.backward(loss.backward(), input_grad=False)
-                opt.step()
-            self.loss_history_.append(total / order.size)
-        self.network_.eval()
+            return order
+
+        self.loss_history_ = train_minibatches(
+            [self.network_], BCEWithLogits(), Adam(self.network_.parameters(), lr=params["lr"]),
+            self._standardize(raw), y.astype(np.float32)[:, None], epochs=params["epochs"],
+            batch_size=params["batch_size"], epoch_order=balanced_epoch, on_epoch_end=progress,
+        )
         return self
+
+    def _check_feature_params(self) -> None:
+        """Validate the subclass's feature parameters (called by :meth:`fit`)."""
 
     def _standardize(self, raw: np.ndarray) -> np.ndarray:
         x = (raw - self.mean_) / self.std_
@@ -177,15 +237,22 @@ class _NetworkDetector:
     def decision_function(self, images: Any) -> np.ndarray:
         """Logits of "GAN-generated", shape (n_images,)."""
         self._check_fitted()
-        x = self._standardize(self._raw_features(images))
+        return self.decision_function_of_features(self._raw_features(images))
+
+    def decision_function_of_features(self, raw: np.ndarray) -> np.ndarray:
+        """Logits of "GAN-generated" from unstandardized features (n_images, n_features), shape (n_images,).
+
+        What :meth:`decision_function` does after the features: lets a caller that
+        computed the features itself (a scan, in another process) finish the job.
+        """
+        self._check_fitted()
+        x = self._standardize(raw)
         self.network_.eval()
         return self.network_.forward(x)[:, 0].astype(np.float64)
 
     def predict_proba(self, images: Any) -> np.ndarray:
         """Class probabilities, shape (n_images, 2): column 0 real, column 1 GAN-generated."""
-        z = self.decision_function(images)
-        p_fake = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
-        return np.stack([1.0 - p_fake, p_fake], axis=1)
+        return _probabilities(self.decision_function(images))
 
     def predict(self, images: Any) -> np.ndarray:
         """Labels, shape (n_images,): 1 where ``p(fake) >= 0.5``."""
@@ -199,19 +266,20 @@ class _NetworkDetector:
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to one ``.npz`` file (atomically; no pickle)."""
         self._check_fitted()
+        params = self._check_params()
         arrays = {f"net/{k}": v for k, v in self.network_.state_dict().items()}
         arrays["feature_mean"] = self.mean_
         arrays["feature_std"] = self.std_
         meta = {
             "format_version": FORMAT_VERSION,
             "class": type(self).__name__,
-            "hidden": list(self.hidden),
-            "dropout": self.dropout,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "seed": self.seed,
-            "value_range": None if self.value_range is None else list(self.value_range),
+            "hidden": list(params["hidden"]),
+            "dropout": params["dropout"],
+            "epochs": params["epochs"],
+            "batch_size": params["batch_size"],
+            "lr": params["lr"],
+            "seed": params["seed"],
+            "value_range": None if params["value_range"] is None else list(params["value_range"]),
             "n_features": int(self.mean_.size),
             "settings": self._settings(),
         }
@@ -231,25 +299,30 @@ class _NetworkDetector:
             if meta.get("format_version") != FORMAT_VERSION:
                 raise FileFormatError(f"{path}: unsupported {cls.kind} format version {meta.get('format_version')!r}")
             model = cls(
-                hidden=meta["hidden"],
+                hidden=tuple(meta["hidden"]),
                 dropout=meta["dropout"],
                 epochs=meta["epochs"],
                 batch_size=meta["batch_size"],
                 lr=meta["lr"],
                 seed=meta["seed"],
-                value_range=meta["value_range"],
+                value_range=None if meta["value_range"] is None else tuple(float(v) for v in meta["value_range"]),
                 **cls._settings_to_kwargs(meta["settings"]),
             )
+            model._check_params()
+            model._check_feature_params()
+            model._load_fitted_settings(meta["settings"])
             n = int(meta["n_features"])
             mean, std = arrays["feature_mean"], arrays["feature_std"]
             if mean.shape != (n,) or std.shape != (n,):
                 raise FileFormatError(f"{path}: feature statistics do not match n_features={n}")
             model.mean_, model.std_ = mean.astype(np.float64), std.astype(np.float64)
-            seeds = np.random.SeedSequence(model.seed).spawn(2)
-            model.network_ = model._build(n, np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1]))
+            seeds = np.random.SeedSequence(_check_seed(model.seed)).spawn(2)
+            network = model._build(n, np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1]))
             state = {k[len("net/") :]: v for k, v in arrays.items() if k.startswith("net/")}
-            model.network_.load_state_dict(state)
-            model.network_.eval()
+            network.load_state_dict(state)
+            network.eval()
+            model.network_ = network
+            model.loss_history_ = []
         except FileFormatError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -260,9 +333,19 @@ class _NetworkDetector:
     def _settings_to_kwargs(cls, settings: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _load_fitted_settings(self, settings: dict[str, Any]) -> None:
+        """Set the fitted attributes a subclass keeps in the file's settings."""
+
     def __repr__(self) -> str:
-        state = "fitted" if self.network_ is not None else "not fitted"
-        return f"{type(self).__name__}(hidden={self.hidden}, epochs={self.epochs}, seed={self.seed}; {state})"
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        state = "fitted" if getattr(self, "network_", None) is not None else "not fitted"
+        return f"{type(self).__name__}({params}; {state})"
+
+
+def _probabilities(z: np.ndarray) -> np.ndarray:
+    """(n, 2) probabilities of real and GAN-generated from logits (n,)."""
+    p_fake = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
+    return np.stack([1.0 - p_fake, p_fake], axis=1)
 
 
 def _resample(index: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -312,7 +395,12 @@ class BenfordDetector(_NetworkDetector):
         Training statistics of the features (NaN features are imputed with ``mean_``).
     network_ : minigan.Sequential
     loss_history_ : list of float
-        Mean training loss per epoch.
+        Mean training loss per epoch (empty for a loaded model).
+    image_domain_ : dict or None
+        What the training images were: ``{"height": [min, max], "width": [min, max],
+        "color": "grey" | "rgb" | "mixed"}`` (None for a model saved before it was
+        recorded). :meth:`domain_gap` compares an image with it; :meth:`predict_proba`
+        and the others warn about images far from it.
     """
 
     kind = "benford-detector"
@@ -338,66 +426,152 @@ class BenfordDetector(_NetworkDetector):
             hidden=hidden, dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
             value_range=value_range,
         )
-        self.quality_factors, self.bases, self.n_coefficients = _check_feature_args(
-            quality_factors, bases, n_coefficients
-        )
-        self.nonzero_shares = _check_flag(nonzero_shares, "nonzero_shares")
-        self.unquantized_shares = _check_flag(unquantized_shares, "unquantized_shares")
-        self.jpeg_augment = _check_quality_range(jpeg_augment)
+        self.quality_factors = quality_factors
+        self.bases = bases
+        self.n_coefficients = n_coefficients
+        self.nonzero_shares = nonzero_shares
+        self.unquantized_shares = unquantized_shares
+        self.jpeg_augment = jpeg_augment
+
+    def _check_feature_params(self) -> None:
+        _check_feature_args(self.quality_factors, self.bases, self.n_coefficients)
+        _check_flag(self.nonzero_shares, "nonzero_shares")
+        _check_flag(self.unquantized_shares, "unquantized_shares")
+        _check_quality_range(self.jpeg_augment)
+
+    def _feature_kwargs(self) -> dict[str, Any]:
+        """The arguments of :func:`~minigan.benford.image.image_features` (validated there)."""
+        return {
+            "quality_factors": self.quality_factors, "bases": self.bases, "n_coefficients": self.n_coefficients,
+            "nonzero_shares": self.nonzero_shares, "unquantized_shares": self.unquantized_shares,
+        }
 
     @property
     def feature_names(self) -> list[str]:
         """Names of the features, in column order."""
-        return image_feature_names(
-            quality_factors=self.quality_factors, bases=self.bases, n_coefficients=self.n_coefficients,
-            nonzero_shares=self.nonzero_shares, unquantized_shares=self.unquantized_shares,
-        )
+        return image_feature_names(**self._feature_kwargs())
+
+    def features(self, images: Any) -> np.ndarray:
+        """The raw (unstandardized) features of ``images``, shape (n_images, n_features),
+        without the warnings of :meth:`predict_proba` (see :meth:`decision_function_of_features`)."""
+        return image_features(images, value_range=self.value_range, **self._feature_kwargs())
 
     def _raw_features(self, images: Any) -> np.ndarray:
-        return image_features(
-            images,
-            quality_factors=self.quality_factors,
-            bases=self.bases,
-            n_coefficients=self.n_coefficients,
-            value_range=self.value_range,
-            nonzero_shares=self.nonzero_shares,
-            unquantized_shares=self.unquantized_shares,
-        )
+        features = self.features(images)
+        if getattr(self, "image_domain_", None) is not None:
+            self._warn_domain(images)
+        return features
 
     def _training_features(self, images: Any, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raw, labels = super()._training_features(images, labels)  # also checks the images
-        if self.jpeg_augment is None:
+        raw = self.features(images)  # also checks the images
+        self.image_domain_ = _image_domain(images)
+        jpeg_augment = _check_quality_range(self.jpeg_augment)
+        if jpeg_augment is None:
             return raw, labels
         from ..datasets import jpeg_roundtrip
 
         # the fourth stream of the seed; fit uses the first three (weights, dropout, batches)
-        rng = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(4)[3])
+        rng = np.random.default_rng(np.random.SeedSequence(_check_seed(self.seed)).spawn(4)[3])
         pictures = [_as_uint8(image, self.value_range) for image in images]
-        qualities = rng.integers(self.jpeg_augment[0], self.jpeg_augment[1] + 1, size=len(pictures))
+        qualities = rng.integers(jpeg_augment[0], jpeg_augment[1] + 1, size=len(pictures))
         copies = [jpeg_roundtrip(image, int(q)) for image, q in zip(pictures, qualities)]
-        return np.concatenate([raw, self._raw_features(copies)]), np.concatenate([labels, labels])
+        return np.concatenate([raw, self.features(copies)]), np.concatenate([labels, labels])
+
+    # -- how far an image is from the training images -------------------------------
+    def domain_gap(self, image: Any) -> str | None:
+        """Why one image is far from the training images, or None when it is not.
+
+        Far: a side less than half the smallest or more than twice the largest
+        training side (the first-digit statistics of a 16-block digit and of a
+        16,000-block photo are not comparable), or colour when the model saw only grey
+        images (or grey when it saw only colour).
+
+        Parameters
+        ----------
+        image : ndarray, shape (h, w), (h, w, 1) or (h, w, 3)
+        """
+        self._check_fitted()
+        domain = getattr(self, "image_domain_", None)
+        if domain is None:
+            return None
+        shape = np.shape(image)
+        color = _image_color(np.asarray(image))
+        (h_lo, h_hi), (w_lo, w_hi) = domain["height"], domain["width"]
+        reasons = []
+        if not (h_lo / 2 <= shape[0] <= 2 * h_hi and w_lo / 2 <= shape[1] <= 2 * w_hi):
+            trained = f"{h_lo}x{w_lo}" if (h_lo, w_lo) == (h_hi, w_hi) else f"{h_lo}x{w_lo} to {h_hi}x{w_hi}"
+            reasons.append(f"it is {shape[0]}x{shape[1]}, the training images were {trained}")
+        if domain["color"] != "mixed" and color != domain["color"]:
+            reasons.append(f"it is {_COLOR_WORDS[color]}, the training images were {_COLOR_WORDS[domain['color']]}")
+        return "; ".join(reasons) or None
+
+    def _warn_domain(self, images: Any) -> None:
+        items = list(images) if isinstance(images, (list, tuple)) or np.ndim(images) >= 3 else []
+        gaps = [(i, gap) for i, gap in ((i, self.domain_gap(img)) for i, img in enumerate(items)) if gap]
+        if gaps:
+            i, gap = gaps[0]
+            warnings.warn(
+                f"{len(gaps)} of {len(items)} image(s) are far from what this detector was trained on "
+                f"(images[{i}]: {gap}); its scores for them are not reliable",
+                UserWarning, stacklevel=5,  # the caller of predict_proba, predict, score or transform
+            )
 
     def _settings(self) -> dict[str, Any]:
+        qfs, bs, n_coef = _check_feature_args(self.quality_factors, self.bases, self.n_coefficients)
+        jpeg_augment = _check_quality_range(self.jpeg_augment)
         return {
-            "quality_factors": list(self.quality_factors),
-            "bases": list(self.bases),
-            "n_coefficients": self.n_coefficients,
-            "nonzero_shares": self.nonzero_shares,
-            "unquantized_shares": self.unquantized_shares,
-            "jpeg_augment": None if self.jpeg_augment is None else list(self.jpeg_augment),
+            "quality_factors": list(qfs),
+            "bases": list(bs),
+            "n_coefficients": n_coef,
+            "nonzero_shares": _check_flag(self.nonzero_shares, "nonzero_shares"),
+            "unquantized_shares": _check_flag(self.unquantized_shares, "unquantized_shares"),
+            "jpeg_augment": None if jpeg_augment is None else list(jpeg_augment),
+            "image_domain": getattr(self, "image_domain_", None),
         }
 
     @classmethod
     def _settings_to_kwargs(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        jpeg_augment = settings.get("jpeg_augment")
         return {
-            "quality_factors": settings["quality_factors"],
-            "bases": settings["bases"],
+            "quality_factors": tuple(settings["quality_factors"]),
+            "bases": tuple(settings["bases"]),
             "n_coefficients": settings["n_coefficients"],
             # absent: a model saved before they existed
             "nonzero_shares": bool(settings.get("nonzero_shares", False)),
             "unquantized_shares": bool(settings.get("unquantized_shares", False)),
-            "jpeg_augment": settings.get("jpeg_augment"),
+            "jpeg_augment": None if jpeg_augment is None else tuple(jpeg_augment),
         }
+
+    def _load_fitted_settings(self, settings: dict[str, Any]) -> None:
+        domain = settings.get("image_domain")  # absent: a model saved before it was recorded
+        if domain is not None:
+            domain = {"height": [int(v) for v in domain["height"]], "width": [int(v) for v in domain["width"]],
+                      "color": check_choice(domain["color"], "image_domain color", ("grey", "rgb", "mixed"))}
+        self.image_domain_ = domain
+
+
+_COLOR_WORDS = {"grey": "grey", "rgb": "colour", "mixed": "grey and colour"}
+
+
+def _image_color(image: np.ndarray) -> str:
+    """``"rgb"`` for an (h, w, 3) image whose channels differ somewhere, else ``"grey"``."""
+    if image.ndim == 3 and image.shape[-1] == 3:
+        if not (np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])):
+            return "rgb"
+    return "grey"
+
+
+def _image_domain(images: Any) -> dict[str, Any]:
+    """Sizes and colours of (already checked) training images."""
+    if isinstance(images, np.ndarray):
+        heights, widths = [images.shape[1]], [images.shape[2]]
+        colors = {_image_color(images.reshape((-1,) + images.shape[2:]) if images.ndim == 4 else images[0])}
+    else:
+        heights = [np.shape(img)[0] for img in images]
+        widths = [np.shape(img)[1] for img in images]
+        colors = {_image_color(np.asarray(img)) for img in images}
+    return {"height": [int(min(heights)), int(max(heights))], "width": [int(min(widths)), int(max(widths))],
+            "color": colors.pop() if len(colors) == 1 else "mixed"}
 
 
 PIXEL_INTENSITIES = ("log", "linear")
@@ -453,27 +627,33 @@ class PixelDetector(_NetworkDetector):
         batch_size: int = 64,
         lr: float = 1e-3,
         seed: int = 0,
-        image_shape: Sequence[int] | None = None,
     ) -> None:
         super().__init__(
             hidden=hidden, dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
             value_range=value_range,
         )
-        self.intensity = check_choice(intensity, "intensity", PIXEL_INTENSITIES)
-        self.nonzero_mask = _check_flag(nonzero_mask, "nonzero_mask")
-        self.image_shape_ = None if image_shape is None else tuple(int(s) for s in image_shape)
+        self.intensity = intensity
+        self.nonzero_mask = nonzero_mask
 
-    def _raw_features(self, images: Any) -> np.ndarray:
+    def _check_feature_params(self) -> None:
+        check_choice(self.intensity, "intensity", PIXEL_INTENSITIES)
+        _check_flag(self.nonzero_mask, "nonzero_mask")
+
+    def features(self, images: Any) -> np.ndarray:
+        """The raw (unstandardized) pixel features, shape (n_images, n_features); the images
+        must have the training images' shape (:attr:`image_shape_`)."""
+        self._check_fitted()
+        return self._pixel_features(images, self.image_shape_)
+
+    def _pixel_features(self, images: Any, expected_shape: tuple[int, ...] | None) -> np.ndarray:
         batch = _stack_same_size(images)
         shape = batch.shape[1:]
         if shape[-1:] == (1,):
             shape = shape[:-1]
             batch = batch[..., 0]
-        if self.image_shape_ is None:
-            self.image_shape_ = tuple(shape)
-        elif tuple(shape) != self.image_shape_:
+        if expected_shape is not None and tuple(shape) != tuple(expected_shape):
             raise ValueError(
-                f"images must have the shape the detector was trained on, {self.image_shape_}, got {tuple(shape)}"
+                f"images must have the shape the detector was trained on, {tuple(expected_shape)}, got {tuple(shape)}"
             )
         lo, hi = check_pixels(batch, "images", self.value_range)
         x = _unit_range(batch.reshape(batch.shape[0], -1), lo, hi)
@@ -482,18 +662,27 @@ class PixelDetector(_NetworkDetector):
             features = np.concatenate([features, (x > 0).astype(np.float64)], axis=1)
         return features
 
-    def fit(self, images: Any, labels: Any) -> "PixelDetector":
-        self.image_shape_ = None  # taken from these images
-        return super().fit(images, labels)  # type: ignore[return-value]
+    def _raw_features(self, images: Any) -> np.ndarray:
+        return self.features(images)
+
+    def _training_features(self, images: Any, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        features = self._pixel_features(images, None)
+        shape = _stack_same_size(images).shape[1:] if isinstance(images, np.ndarray) else np.shape(images[0])
+        self.image_shape_ = tuple(int(v) for v in (shape[:-1] if shape[-1:] == (1,) else shape))
+        return features, labels
 
     def _settings(self) -> dict[str, Any]:
-        return {"image_shape": list(self.image_shape_), "intensity": self.intensity, "nonzero_mask": self.nonzero_mask}
+        return {"image_shape": list(self.image_shape_), "intensity": self.intensity,
+                "nonzero_mask": bool(self.nonzero_mask)}
 
     @classmethod
     def _settings_to_kwargs(cls, settings: dict[str, Any]) -> dict[str, Any]:
         # A model saved before these options existed was trained on linear pixels alone.
-        return {"image_shape": settings["image_shape"], "intensity": settings.get("intensity", "linear"),
+        return {"intensity": settings.get("intensity", "linear"),
                 "nonzero_mask": bool(settings.get("nonzero_mask", False))}
+
+    def _load_fitted_settings(self, settings: dict[str, Any]) -> None:
+        self.image_shape_ = tuple(int(v) for v in settings["image_shape"])
 
 
 def _stack_same_size(images: Any) -> np.ndarray:

@@ -325,8 +325,6 @@ def fit_generalized_benford(
     GeneralizedBenfordFit
         Arrays of shape (...).
     """
-    from . import kernels  # Numba: imported on first use to keep ``import minigan`` cheap
-
     b = _check_base(base)
     max_iter = check_int(max_iter, "max_iter", minimum=1)
     tol = check_real(tol, "tol", minimum=0.0)
@@ -334,22 +332,7 @@ def fit_generalized_benford(
     if p.ndim == 0 or p.shape[-1] != b - 1:
         raise ValueError(f"pmf must have shape (..., {b - 1}) for base {b}, got shape {p.shape}")
     shape = p.shape[:-1]
-    p = np.ascontiguousarray(p.reshape(-1, b - 1))
-    # The fit is a deterministic function of the pmf, and pmfs from small images
-    # repeat (few blocks -> few possible histograms): fit each distinct one once.
-    first, inverse = _distinct_rows(p)
-    p = p[first]
-    m = p.shape[0]
-    theta = np.empty((m, 3))
-    rss = np.empty(m)
-    success = np.empty(m, dtype=np.bool_)
-    n_iter = np.empty(m, dtype=np.int64)
-    log_d = np.log(np.arange(1, b, dtype=np.float64))
-    factor_a, factor_b = _digit_factors(b)
-    kernels.generalized_benford_fit(
-        p, log_d, factor_a, factor_b, 1.0 / math.log(b), _FIT_LOWER, _FIT_UPPER, max_iter, tol,
-        theta, rss, success, n_iter,
-    )
+    inverse, theta, rss, success, n_iter = _fit_distinct_rows(p.reshape(-1, b - 1), b, max_iter, tol)[1:]
     return GeneralizedBenfordFit(
         N=theta[inverse, 0].reshape(shape),
         beta=theta[inverse, 1].reshape(shape),
@@ -358,6 +341,39 @@ def fit_generalized_benford(
         rss=rss[inverse].reshape(shape),
         n_iter=n_iter[inverse].reshape(shape),
     )
+
+
+def _fit_distinct_rows(
+    p: np.ndarray, base: int, max_iter: int = 200, tol: float = 1.5e-8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The fit of every distinct row of ``p`` (m, base-1), validated by the caller.
+
+    The fit is a deterministic function of the pmf, and pmfs from small images
+    repeat (few blocks -> few possible histograms): each distinct one is fitted once.
+
+    Returns
+    -------
+    first : (u,) index of one row of ``p`` per distinct row
+    inverse : (m,) distinct row of each row: ``p[first][inverse]`` is ``p``
+    theta : (u, 3) N, beta, gamma; rss, success, n_iter : (u,)
+    """
+    from . import kernels  # Numba: imported on first use to keep ``import minigan`` cheap
+
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    first, inverse = _distinct_rows(p)
+    distinct = np.ascontiguousarray(p[first])
+    m = distinct.shape[0]
+    theta = np.empty((m, 3))
+    rss = np.empty(m)
+    success = np.empty(m, dtype=np.bool_)
+    n_iter = np.empty(m, dtype=np.int64)
+    log_d = np.log(np.arange(1, base, dtype=np.float64))
+    factor_a, factor_b = _digit_factors(base)
+    kernels.generalized_benford_fit(
+        distinct, log_d, factor_a, factor_b, 1.0 / math.log(base), _FIT_LOWER, _FIT_UPPER, max_iter, tol,
+        theta, rss, success, n_iter,
+    )
+    return first, inverse, theta, rss, success, n_iter
 
 
 def _digit_factors(base: int) -> tuple[np.ndarray, np.ndarray]:
@@ -378,21 +394,28 @@ def _digit_factors(base: int) -> tuple[np.ndarray, np.ndarray]:
 def _distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``x`` (m, k) float64 that are bit-for-bit distinct.
 
-    Returns ``first`` (u,), the index of one row per distinct row, and
-    ``inverse`` (m,), with ``x[first][inverse]`` equal to ``x`` bit for bit.
-    Rows are grouped by a 64-bit hash, then compared in full: a row that
-    collides with a different one is kept as its own group.
+    Returns ``first`` (u,), the index of one row per distinct row (no two of them
+    equal bit for bit), and ``inverse`` (m,), with ``x[first][inverse]`` equal to
+    ``x`` bit for bit. Rows are grouped by a 64-bit hash, then compared in full;
+    the rows that differ from the first row of their hash group (a collision) are
+    grouped among themselves by their bytes. ``0.0`` and ``-0.0``, or two NaNs
+    with different payloads, are different rows here.
     """
-    bits = x.view(np.uint64)
+    bits = np.ascontiguousarray(x).view(np.uint64)
     multipliers = np.random.default_rng(0x5EED).integers(1, 2**63, size=x.shape[1], dtype=np.uint64) | np.uint64(1)
-    key = (bits * multipliers).sum(axis=1, dtype=np.uint64)  # wraps modulo 2**64
+    # fold the high half into the low one first: a lone sign bit (-0.0) times an odd number stays the
+    # sign bit, so two of them would cancel in the wrapping sum
+    mixed = bits ^ (bits >> np.uint64(29))
+    key = (mixed * multipliers).sum(axis=1, dtype=np.uint64)  # wraps modulo 2**64
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     same = (bits == bits[first[inverse]]).all(axis=1)
     if not same.all():
         extra = np.flatnonzero(~same)
-        inverse[extra] = first.size + np.arange(extra.size)
-        first = np.concatenate([first, extra])
+        rows = np.ascontiguousarray(bits[extra]).view(np.dtype((np.void, 8 * x.shape[1]))).reshape(-1)
+        _, extra_first, extra_inverse = np.unique(rows, return_index=True, return_inverse=True)
+        inverse[extra] = first.size + extra_inverse.reshape(-1)
+        first = np.concatenate([first, extra[extra_first]])
     return first, inverse
 
 
@@ -552,7 +575,7 @@ def benford_test(x: Any, test: str = "first", base: int = 10) -> BenfordResult:
     Raises
     ------
     ValueError
-        No value has a digit (empty input, or only zeros/NaN/inf).
+        No value has a digit (no values, or only zeros/NaN/inf).
     """
     check_choice(test, "test", TESTS)
     base = _check_base(base)
@@ -560,9 +583,10 @@ def benford_test(x: Any, test: str = "first", base: int = 10) -> BenfordResult:
     digits, n_dropped = extract(x, base, return_dropped=True)
     n = int(digits.size)
     if n == 0:
+        digit = test.replace("_", " ")
         raise ValueError(
-            f"x has no value with a {test.replace('_', ' ')} digit: "
-            f"{n_dropped} value(s), all zero, NaN or inf" if n_dropped else "x must not be empty"
+            f"nothing to compare with Benford's law: none of the {n_dropped} value(s) has a {digit} digit "
+            "(they are all zero, NaN or inf)" if n_dropped else "nothing to compare with Benford's law: no values given"
         )
     support = digit_support(test, base)
     counts = np.bincount(digits - support[0], minlength=support.size).astype(np.int64)

@@ -34,12 +34,12 @@ image (every AC feature of a constant image), or a fit that fails -- are NaN;
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from .._validation import check_int, check_real, describe
-from .digits import first_digits, fit_generalized_benford
+from .digits import first_digits, generalized_benford_pmf
 
 DEFAULT_QUALITY_FACTORS = (80, 85, 90, 95, 100)
 DEFAULT_BASES = (10, 20, 40, 60)
@@ -227,33 +227,54 @@ def _blocks(luma: np.ndarray) -> np.ndarray:
     return luma.reshape(n, h8, 8, w8, 8).transpose(0, 1, 3, 2, 4).reshape(n, h8 * w8, 64)
 
 
-def _chunks(luma: list[np.ndarray] | np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """Groups of images as (blocks (n_blocks, 64), image index (n_blocks,), n_images)."""
-    groups = []
+def _groups(luma: list[np.ndarray] | np.ndarray) -> Iterator[list[np.ndarray] | np.ndarray]:
+    """Consecutive images of about ``_CHUNK_PIXELS`` pixels together (a larger image alone)."""
     if isinstance(luma, np.ndarray):
         per = max(1, _CHUNK_PIXELS // (luma.shape[1] * luma.shape[2]))
         for start in range(0, luma.shape[0], per):
-            b = _blocks(luma[start : start + per])
-            idx = np.repeat(np.arange(b.shape[0]), b.shape[1])
-            groups.append((b.reshape(-1, 64), idx, b.shape[0]))
-        return groups
+            yield luma[start : start + per]
+        return
     current: list[np.ndarray] = []
     pixels = 0
     for img in luma:
         current.append(img)
         pixels += img.size
         if pixels >= _CHUNK_PIXELS:
-            groups.append(_list_chunk(current))
+            yield current
             current, pixels = [], 0
     if current:
-        groups.append(_list_chunk(current))
-    return groups
+        yield current
 
 
-def _list_chunk(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
-    blocks = [_blocks(img[None])[0] for img in images]  # one call per differently sized image
-    idx = np.repeat(np.arange(len(blocks)), [b.shape[0] for b in blocks])
-    return np.concatenate(blocks, axis=0), idx, len(blocks)
+def _group_blocks(group: list[np.ndarray] | np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The blocks of a group of images as (blocks (n_blocks, 64) float64, image index in the group (n_blocks,)).
+
+    One batch for a group of images; an image larger than ``_CHUNK_PIXELS`` comes in
+    strips of whole block rows (the last one edge-padded like the whole image), so
+    the float64 blocks never hold more than about ``_CHUNK_PIXELS`` pixels.
+    """
+    if isinstance(group, np.ndarray):
+        b = _blocks(group)
+        yield b.reshape(-1, 64), np.repeat(np.arange(b.shape[0]), b.shape[1])
+        return
+    if len(group) == 1 and group[0].size > _CHUNK_PIXELS:
+        img = group[0]
+        rows = max(8, _CHUNK_PIXELS // img.shape[1] // 8 * 8)
+        for r in range(0, img.shape[0], rows):
+            b = _blocks(img[None, r : r + rows])[0]
+            yield b, np.zeros(b.shape[0], dtype=np.int64)
+        return
+    blocks = [_blocks(img[None])[0] for img in group]  # one call per differently sized image
+    yield np.concatenate(blocks, axis=0), np.repeat(np.arange(len(blocks)), [b.shape[0] for b in blocks])
+
+
+def _chunks(luma: list[np.ndarray] | np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Groups of images as (blocks (n_blocks, 64), image index (n_blocks,), n_images)."""
+    out = []
+    for group in _groups(luma):
+        parts = list(_group_blocks(group))
+        out.append((np.concatenate([b for b, _ in parts]), np.concatenate([i for _, i in parts]), len(group)))
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -409,13 +430,7 @@ def first_digit_histograms(
     ndarray of int64, shape (n_images, n_coefficients, base - 1)
         Counts of digits ``1..base-1`` (zeros are not counted).
     """
-    a = np.abs(quantized)
-    lut = _digit_lut(int(a.max()) if a.size else 0, base)
-    digit = lut[a]  # (n_blocks, n_coef), 0 where the coefficient is 0
-    n_coef = quantized.shape[1]
-    key = (image_index[:, None] * n_coef + np.arange(n_coef)) * base + digit
-    counts = np.bincount(key.ravel(), minlength=n_images * n_coef * base).reshape(n_images, n_coef, base)
-    return counts[:, :, 1:]
+    return _digit_counts(quantized, image_index, n_images, base)[:, :, 1:]
 
 
 def image_features(
@@ -483,27 +498,68 @@ def image_features(
     positions = zigzag_order(n_coef + 1)[1:]
     basis = _dct_basis(positions)
     tables = np.stack([quantization_table(q).ravel()[positions] for q in qfs]).astype(np.float64)
-    luma = _to_luma_list(images, value_range)
     parts = []
-    for blocks, idx, n in _chunks(luma):
-        coefs = (blocks - 128.0) @ basis  # (n_blocks, n_coef)
-        quantized = [_quantize(coefs, t) for t in tables]
+    for group in _groups(_to_luma_list(images, value_range)):
+        n = len(group)
+        # integer counts per image, added up over the group's blocks (an image's strips add up to the
+        # whole image): first digits (QF, base) -> (n, n_coef, base), blocks, blocks with a raw coefficient
+        counts = {(i, j): np.zeros((n, n_coef, base), dtype=np.int64) for i in range(len(qfs))
+                  for j, base in enumerate(bs)}
+        per_image = np.zeros(n, dtype=np.int64)
+        raw_nonzero = np.zeros((n, n_coef), dtype=np.int64)
+        for blocks, idx in _group_blocks(group):
+            coefs = (blocks - 128.0) @ basis  # (n_blocks, n_coef)
+            per_image += np.bincount(idx, minlength=n)
+            if with_raw_shares:
+                nonzero = np.abs(coefs) > FLAT_BLOCK_TOL
+                raw_nonzero += np.stack([np.bincount(idx[nonzero[:, k]], minlength=n) for k in range(n_coef)], 1)
+            for i, table in enumerate(tables):
+                quantized = _quantize(coefs, table)
+                for j, base in enumerate(bs):
+                    counts[i, j] += _digit_counts(quantized, idx, n, base)
         feats = np.empty((n, len(qfs), len(bs), n_coef, len(DIVERGENCES)))
         for j, base in enumerate(bs):
-            counts = np.stack([first_digit_histograms(qz, idx, n, base) for qz in quantized], axis=1)
-            totals = counts.sum(axis=-1, keepdims=True)
+            digit_counts = np.stack([counts[i, j][:, :, 1:] for i in range(len(qfs))], axis=1)
+            totals = digit_counts.sum(axis=-1, keepdims=True)
             with np.errstate(invalid="ignore", divide="ignore"):
-                pmf = counts / totals  # NaN rows where the coefficient was always 0
-            fit = fit_generalized_benford(pmf, base)
-            feats[:, :, j] = divergences(pmf, fit.pmf(base))
+                pmf = digit_counts / totals  # NaN rows where the coefficient was always 0
+            feats[:, :, j] = _fitted_divergences(pmf, base)
         columns = [feats.reshape(n, -1)]
-        per_image = np.bincount(idx, minlength=n).astype(np.float64)
+        blocks_per_image = per_image.astype(np.float64)
         if with_shares:
             # non-zero values per (image, QF, coefficient) over the image's blocks
-            columns.append((totals[..., 0] / per_image[:, None, None]).reshape(n, -1))
+            columns.append((totals[..., 0] / blocks_per_image[:, None, None]).reshape(n, -1))
         if with_raw_shares:
-            nonzero = np.abs(coefs) > FLAT_BLOCK_TOL
-            counts_raw = np.stack([np.bincount(idx, weights=nonzero[:, k], minlength=n) for k in range(n_coef)], 1)
-            columns.append(counts_raw / per_image[:, None])
+            columns.append(raw_nonzero.astype(np.float64) / blocks_per_image[:, None])
         parts.append(np.concatenate(columns, axis=1))
     return np.concatenate(parts, axis=0)
+
+
+def _fitted_divergences(pmf: np.ndarray, base: int) -> np.ndarray:
+    """:func:`divergences` between every pmf (..., base-1) and its generalized-Benford fit, shape (..., 3).
+
+    The fit, the fitted law and the divergences are computed once per distinct pmf
+    (small images repeat their histograms) and spread back: the same numbers as
+    ``divergences(pmf, fit_generalized_benford(pmf, base).pmf(base))``.
+    """
+    from . import kernels
+    from .digits import _fit_distinct_rows
+
+    shape = pmf.shape[:-1]
+    rows = np.ascontiguousarray(pmf.reshape(-1, base - 1))
+    first, inverse, theta, _, _, _ = _fit_distinct_rows(rows, base)
+    p = np.ascontiguousarray(rows[first])
+    q = np.ascontiguousarray(generalized_benford_pmf(theta[:, 0], theta[:, 1], theta[:, 2], base))
+    out = np.empty((p.shape[0], 3))
+    kernels.benford_divergences(p, q, ALPHA, out)
+    return out[inverse].reshape(shape + (3,))
+
+
+def _digit_counts(quantized: np.ndarray, image_index: np.ndarray, n_images: int, base: int) -> np.ndarray:
+    """Counts of first digits 0..base-1 (0: the coefficient is 0) per image and coefficient,
+    shape (n_images, n_coefficients, base)."""
+    a = np.abs(quantized)
+    lut = _digit_lut(int(a.max()) if a.size else 0, base)
+    n_coef = quantized.shape[1]
+    key = (image_index[:, None] * n_coef + np.arange(n_coef)) * base + lut[a]
+    return np.bincount(key.ravel(), minlength=n_images * n_coef * base).reshape(n_images, n_coef, base)

@@ -16,7 +16,26 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["read_numbers"]
+__all__ = ["is_image_file", "read_numbers"]
+
+# The first bytes of the image formats Pillow reads most (PNG, JPEG, GIF, BMP, TIFF, WebP).
+_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an image file: an image suffix (``minigan.datasets.images.IMAGE_EXTENSIONS``)
+    or the first bytes of a PNG, JPEG, GIF, BMP, TIFF or WebP file."""
+    from ..datasets.images import IMAGE_EXTENSIONS
+
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return False
+    return head.startswith(_IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 
@@ -100,7 +119,10 @@ def read_numbers(path: str | os.PathLike, column: str | int | None = None) -> tu
         if arr.dtype.kind not in "iuf":
             raise ValueError(f"{path} holds dtype {arr.dtype}, not numbers")
         return arr.reshape(-1), 0
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    raw = path.read_bytes()
+    if b"\x00" in raw[:8192]:
+        raise ValueError(f"{path} is a binary file, not numbers: give a .csv/.tsv, .npy or text file (or an image)")
+    text = raw.decode("utf-8-sig", errors="replace")
     if suffix in (".csv", ".tsv"):
         return _read_csv(text, column, path, "\t" if suffix == ".tsv" else None)
     if column is not None:

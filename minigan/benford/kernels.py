@@ -15,10 +15,15 @@ import numpy as np
 from numba import njit
 
 @njit(cache=True, error_model="numpy")
-def _benford_cost(p, log_d, factor_a, factor_b, inv_log_b, n, beta, gamma, dg, u, g):
+def _benford_cost(p, log_d, factor_a, factor_b, inv_log_b, n, beta, gamma, dg, u, g, bound):
     """Cost ``sum (N g(d) - p(d))**2`` at (n, beta, gamma), inf outside the domain
     ``beta + d**gamma > 0`` or when not finite; leaves ``d**gamma``, ``beta + d**gamma``
     and ``g(d)`` in ``dg``, ``u``, ``g`` for :func:`_benford_normal_equations`.
+
+    The terms are non-negative, so once the partial sum reaches ``bound`` (the cost
+    a candidate must beat) the candidate is refused whatever the remaining digits
+    give: the evaluation stops there and returns inf (the caller only compares it
+    with ``bound``; ``dg``, ``u``, ``g`` are then partly stale and unused).
 
     ``d**gamma`` of a composite digit is the product of its factors' powers
     (``factor_a[j] * factor_b[j] == j + 1``, both 1-based and smaller); a prime
@@ -40,6 +45,8 @@ def _benford_cost(p, log_d, factor_a, factor_b, inv_log_b, n, beta, gamma, dg, u
         g[j] = gj
         r = n * gj - p[j]
         cost += r * r
+        if cost >= bound:
+            return np.inf
     if not np.isfinite(cost):
         return np.inf
     return cost
@@ -143,7 +150,7 @@ def generalized_benford_fit(
             th[1] = 1.0
             th[2] = 1.0
             lam = 1e-3
-            cost = _benford_cost(p, log_d, factor_a, factor_b, inv_log_b, th[0], th[1], th[2], dg, u, g)
+            cost = _benford_cost(p, log_d, factor_a, factor_b, inv_log_b, th[0], th[1], th[2], dg, u, g, np.inf)
             _benford_normal_equations(p, log_d, inv_log_b, th[0], dg, u, g, jtj, jtr)
             for _ in range(max_iter):
                 finite = _damped_step(jtj, jtr, lam, step)
@@ -152,7 +159,9 @@ def generalized_benford_fit(
                     cand[c] = min(max(th[c] + step[c], lower[c]), upper[c])
                     if not abs(cand[c] - th[c]) <= tol * (tol + abs(th[c])):
                         small_step = False
-                new_cost = _benford_cost(p, log_d, factor_a, factor_b, inv_log_b, cand[0], cand[1], cand[2], dg, u, g)
+                new_cost = _benford_cost(
+                    p, log_d, factor_a, factor_b, inv_log_b, cand[0], cand[1], cand[2], dg, u, g, cost
+                )
                 n_iter[i] += 1
                 done = small_step
                 if finite and new_cost < cost:

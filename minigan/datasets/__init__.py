@@ -27,6 +27,7 @@ from .download import (
 )
 from .idx import IDXFormatError, read_idx, write_idx
 from .images import ImageReadError, jpeg_roundtrip, read_array_file, read_image, read_image_folder, save_png
+from .labelled import find_classes, is_class_folder, load_labelled, read_class_folders
 from .scaling import from_tanh_range, to_tanh_range
 
 __all__ = [
@@ -41,6 +42,10 @@ __all__ = [
     "read_keras_mnist_npz",
     "read_image",
     "read_image_folder",
+    "load_labelled",
+    "read_class_folders",
+    "find_classes",
+    "is_class_folder",
     "save_png",
     "jpeg_roundtrip",
     "default_cache_dir",
@@ -75,7 +80,9 @@ def load(
     name_or_path : str or path-like
         ``"mnist-5k"`` (the 5,000 bundled digits, no network), ``"mnist"``,
         ``"fashion-mnist"`` (downloaded once into the cache), or a path to a
-        folder of PNG/JPEG images, a ``.npy`` or a ``.npz`` file.
+        folder of image files (PNG, JPEG, ...: ``images.IMAGE_EXTENSIONS``), a
+        folder of class sub-folders (labelled, see :func:`load_labelled`), a
+        ``.npy`` or a ``.npz`` file.
     split : {"train", "test"}
         For MNIST and Fashion-MNIST, and for Keras-style ``.npz`` files.
         The bundled digits have only ``"train"``.
@@ -123,6 +130,9 @@ def load(
         raise TypeError(f"name_or_path must be a dataset name or a path, got {describe(name_or_path)}")
     path = Path(name_or_path).expanduser()
     if path.is_dir():
+        if is_class_folder(path):  # one sub-folder per class: labelled images (see datasets.labelled)
+            images, labels, _ = read_class_folders(path, color=color, resize=resize, _warn_stacklevel=3)
+            return images, labels
         return read_image_folder(path, color=color, resize=resize, _warn_stacklevel=3), None
     if path.is_file():
         if path.suffix.lower() not in (".npy", ".npz"):

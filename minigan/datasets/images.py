@@ -1,4 +1,4 @@
-"""The user's own images: PNG/JPEG folders, ``.npy``/``.npz`` arrays, and PNG writing.
+"""The user's own images: folders of image files (PNG, JPEG, ...), ``.npy``/``.npz`` arrays, and PNG writing.
 
 Every reader returns uint8 pixels, shape (n, h, w) for ``color="grey"`` and
 (n, h, w, 3) for ``color="rgb"``. Pillow is imported inside the functions that
@@ -19,8 +19,12 @@ import numpy as np
 from .._validation import check_choice, check_int, describe
 from ..serialization import FileFormatError, atomic_write_bytes
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+#: File suffixes (any case) read as images, by the datasets and by ``minigan detect`` alike.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 COLORS = ("grey", "rgb")
+#: ``read_image`` also takes ``"auto"``: grey files as (h, w), colour ones as (h, w, 3).
+READ_COLORS = COLORS + ("auto",)
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"}
 # npz keys tried, in order, for the images and the labels of a user's archive
 IMAGE_KEYS = ("images", "x", "X", "data")
 LABEL_KEYS = ("labels", "y", "Y", "targets")
@@ -53,9 +57,22 @@ def _resize_pixels(image: np.ndarray, resize: tuple[int, int]) -> np.ndarray:
     return np.array(resized, dtype=np.uint8)
 
 
+def _is_grey(img: Any) -> bool:
+    """Whether a Pillow image holds grey levels only (by its mode, or its palette's entries)."""
+    if img.mode in _GREY_MODES:
+        return True
+    if img.mode in ("P", "PA"):
+        palette = img.getpalette() or []
+        return all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))
+    return False
+
+
 def _pil_to_array(img: Any, color: str) -> np.ndarray:
-    """Convert a decoded Pillow image to uint8 grey (h, w) or RGB (h, w, 3)."""
+    """Convert a decoded Pillow image to uint8 grey (h, w) or RGB (h, w, 3) (``"auto"``: as the file is)."""
     from PIL import Image
+
+    if color == "auto":
+        color = "grey" if _is_grey(img) else "rgb"
 
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         # 16-bit PNGs: Pillow's convert("L") would clip them at 255, so scale 0..65535 to 0..255 instead
@@ -75,9 +92,10 @@ def read_image(path: str | os.PathLike, color: str = "grey") -> np.ndarray:
     Parameters
     ----------
     path : path-like
-    color : {"grey", "rgb"}
-        Grey uses ITU-R 601-2 luma; RGB repeats a grey image in 3 channels.
-        Alpha is dropped; 16-bit images are scaled to 8 bits.
+    color : {"grey", "rgb", "auto"}
+        Grey uses ITU-R 601-2 luma; RGB repeats a grey image in 3 channels;
+        ``"auto"`` keeps the file's kind (grey for grey-level and grey-palette
+        files, RGB otherwise). Alpha is dropped; 16-bit images are scaled to 8 bits.
 
     Returns
     -------
@@ -90,19 +108,24 @@ def read_image(path: str | os.PathLike, color: str = "grey") -> np.ndarray:
     ImageReadError
         The file cannot be decoded (corrupt, truncated or not an image).
     """
-    check_choice(color, "color", COLORS)
+    check_choice(color, "color", READ_COLORS)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such image file: {path}")
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            img.load()
-            return _pil_to_array(img, color)
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and refuses at twice that (DecompressionBombError, below)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                return _pil_to_array(img, color)
     except ImageReadError as exc:
         raise ImageReadError(f"{path}: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"cannot read image {path}: it is too large to decode safely ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageReadError(f"cannot read image {path}: it is corrupt, truncated or not an image ({exc})") from None
 
 
@@ -170,7 +193,7 @@ def scan_image_folder(folder: str | os.PathLike) -> tuple[list[Path], list[Path]
     Returns
     -------
     images : list of Path
-        Files ending in .png, .jpg or .jpeg (any case), sorted by name.
+        Files ending in one of ``IMAGE_EXTENSIONS`` (any case), sorted by name.
     skipped : list of Path
         Every other entry, sorted by name.
     """
@@ -190,7 +213,7 @@ def read_image_folder(
     resize: tuple[int, int] | None = None,
     _warn_stacklevel: int = 2,
 ) -> np.ndarray:
-    """Read every PNG/JPEG in a folder into one uint8 array.
+    """Read every image file (PNG, JPEG, ...: ``IMAGE_EXTENSIONS``) in a folder into one uint8 array.
 
     Files are read in name order. Non-image files (by extension) are skipped
     and counted in a ``UserWarning``; a file with an image extension that
@@ -222,7 +245,7 @@ def read_image_folder(
         count = len(skipped)
         noun = "entry" if count == 1 else "entries"
         extra = f" ({count} other {noun}, e.g. {skipped[0].name!r})" if skipped else " (it is empty)"
-        raise ValueError(f"no PNG or JPEG images in folder {folder}{extra}")
+        raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {folder}{extra}")
     if skipped:
         warnings.warn(
             f"skipped {len(skipped)} non-image entr{'y' if len(skipped) == 1 else 'ies'} in {folder} "
@@ -242,7 +265,7 @@ def read_image_folder(
             raise ValueError(
                 f"images in {folder} have different sizes: {first.name} is {_size_text(images[0].shape)} "
                 f"but {path.name} is {_size_text(image.shape)} (height x width); "
-                "pass resize=(height, width) to resize them all"
+                "pass resize=(height, width) to resize them all (minigan train: --resize HxW)"
             )
         images.append(image)
     return np.stack(images)

@@ -1,6 +1,6 @@
 """Pixels to the generator's tanh range and back: the one pair of scaling functions.
 
-The reference GAN (GUIDE.md section 1) trains on ``x / 127.5 - 1`` so that real
+The reference GAN (Keras-GAN's ``gan/gan.py``) trains on ``x / 127.5 - 1`` so that real
 images share the range of the generator's tanh output. The inverse maps 0 to
 -1 and 255 to 1 exactly, so ``from_tanh_range(to_tanh_range(x)) == x`` for
 every uint8 image.
