@@ -614,6 +614,7 @@ def _classes_text(config: dict[str, Any]) -> str | None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``minigan`` command."""
     from .benford.cli import add_benford_command, add_detect_command
+    from .duel import add_duel_command
 
     parser = argparse.ArgumentParser(
         prog="minigan",
@@ -628,6 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(sub)
     add_benford_command(sub)
     add_detect_command(sub)
+    add_duel_command(sub)
     return parser
 
 
