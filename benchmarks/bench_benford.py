@@ -70,18 +70,6 @@ def per_block_features(images: np.ndarray, n_coefficients: int = 9) -> np.ndarra
     return np.array(out)
 
 
-def _images(n: int, size: int, seed: int) -> np.ndarray:
-    """Natural-looking test images: smooth random fields plus sensor-like noise."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.normal(0.0, 1.0, (n, size // 8 + 2, size // 8 + 2))
-    yy = np.linspace(0, coarse.shape[1] - 1.001, size)
-    i0 = yy.astype(int)
-    t = yy - i0
-    rows = coarse[:, i0] * (1 - t)[None, :, None] + coarse[:, i0 + 1] * t[None, :, None]
-    field = rows[:, :, i0] * (1 - t) + rows[:, :, i0 + 1] * t
-    return np.clip(128 + 45 * field + rng.normal(0, 4, field.shape), 0, 255).astype(np.uint8)
-
-
 def _time(fn: Any) -> float:
     start = time.perf_counter()
     fn()
@@ -98,8 +86,8 @@ def _digits(n: int) -> np.ndarray:
 def run(quick: bool = False) -> dict[str, Any]:
     """Measure both implementations on 28x28 and 256x256 images and 28x28 digits; return medians and ratios."""
     cases = {
-        "28x28": lambda: _images(64 if quick else 256, 28, seed=28),
-        "256x256": lambda: _images(4 if quick else 16, 256, seed=256),
+        "28x28": lambda: common.natural_images(64 if quick else 256, 28, seed=28),
+        "256x256": lambda: common.natural_images(4 if quick else 16, 256, seed=256),
         "digits": lambda: _digits(128 if quick else 500),
     }
     repeats = 3 if quick else 5

@@ -121,16 +121,6 @@ def _gan(every: int | None) -> Any:
     return mg.GAN(G, D, latent_dim=100, seed=0, discriminator_terms=terms)
 
 
-def _cycling(step: Callable[[np.ndarray], Any], batches: list[np.ndarray]) -> Callable[[], Any]:
-    state = {"i": 0}
-
-    def call() -> Any:
-        state["i"] = (state["i"] + 1) % len(batches)
-        return step(batches[state["i"]])
-
-    return call
-
-
 def _row(samples: dict[str, list[float]], calls: dict[str, int]) -> dict[str, Any]:
     return {name: {**common.summarize(s), "calls_per_block": calls[name]} for name, s in samples.items()}
 
@@ -183,9 +173,9 @@ def _r1_part(threads: int, torch: Any, quick: bool, repeats: int, pause: float) 
 def _step_part(threads: int, repeats: int, pause: float) -> dict[str, Any]:
     _log(f"[{threads} thread(s)] train_step without R1, with lazy R1 (every {LAZY_EVERY}), with R1 every step ...")
     batches = [_digits(BATCH, seed=s) for s in range(4)]
-    steps = {"no R1": _cycling(_gan(None).train_step, batches),
-             f"lazy R1 (every {LAZY_EVERY})": _cycling(_gan(LAZY_EVERY).train_step, batches),
-             "R1 every step": _cycling(_gan(1).train_step, batches)}
+    steps = {"no R1": common.cycling(_gan(None).train_step, batches),
+             f"lazy R1 (every {LAZY_EVERY})": common.cycling(_gan(LAZY_EVERY).train_step, batches),
+             "R1 every step": common.cycling(_gan(1).train_step, batches)}
     per_block = {name: STEPS_PER_BLOCK for name in steps}
     samples = common.interleaved(steps, repeats=max(5, repeats // 2), calls=per_block, pause=pause,
                                  warmup_calls=STEPS_PER_BLOCK)

@@ -36,18 +36,6 @@ import numpy as np  # noqa: E402
 import common  # noqa: E402  (benchmarks/common.py; this folder is on sys.path when run as a script)
 
 
-def _natural_images(n: int, size: int, seed: int) -> np.ndarray:
-    """Photo-like grey images: a smooth random field plus sensor-like noise, uint8 (n, size, size)."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.normal(0.0, 1.0, (n, size // 8 + 2, size // 8 + 2))
-    yy = np.linspace(0, coarse.shape[1] - 1.001, size)
-    i0 = yy.astype(int)
-    t = yy - i0
-    rows = coarse[:, i0] * (1 - t)[None, :, None] + coarse[:, i0 + 1] * t[None, :, None]
-    field = rows[:, :, i0] * (1 - t) + rows[:, :, i0 + 1] * t
-    return np.clip(128 + 45 * field + rng.normal(0, 4, field.shape), 0, 255).astype(np.uint8)
-
-
 def _write_pngs(folder: Path, images: np.ndarray) -> list[str]:
     from PIL import Image
 
@@ -110,7 +98,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 digits = mg.datasets.load("mnist-5k")[0]
                 images = digits[np.arange(n) % len(digits)]
             else:
-                images = _natural_images(n, size, seed=size)
+                images = common.natural_images(n, size, seed=size)
             files = _write_pngs(Path(root) / key, images)
             decoded = [read_image(f) for f in files]
             raw = detector.features(decoded)

@@ -99,6 +99,29 @@ def interleaved(
     return samples
 
 
+def cycling(step: Callable[[Any], Any], batches: list[Any]) -> Callable[[], Any]:
+    """A no-argument call that feeds ``step`` the next of a few fixed batches, round robin."""
+    state = {"i": 0}
+
+    def call() -> Any:
+        state["i"] = (state["i"] + 1) % len(batches)
+        return step(batches[state["i"]])
+
+    return call
+
+
+def natural_images(n: int, size: int, seed: int) -> np.ndarray:
+    """Photo-like grey images: a smooth random field plus sensor-like noise, uint8 (n, size, size)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.normal(0.0, 1.0, (n, size // 8 + 2, size // 8 + 2))
+    yy = np.linspace(0, coarse.shape[1] - 1.001, size)
+    i0 = yy.astype(int)
+    t = yy - i0
+    rows = coarse[:, i0] * (1 - t)[None, :, None] + coarse[:, i0 + 1] * t[None, :, None]
+    field = rows[:, :, i0] * (1 - t) + rows[:, :, i0 + 1] * t
+    return np.clip(128 + 45 * field + rng.normal(0, 4, field.shape), 0, 255).astype(np.uint8)
+
+
 def summarize(samples: list[float]) -> dict[str, float]:
     """Median, quartiles and minimum of a list of seconds, in milliseconds."""
     ms = sorted(1e3 * s for s in samples)

@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     timing = calibrate(out_dir, args.repeats)
-    print(f"seconds per iteration (1 thread): " + ", ".join(f"{k} {timing[k] * 1e3:.1f} ms" for k in TIMED_SETTINGS)
+    print("seconds per iteration (1 thread): " + ", ".join(f"{k} {timing[k] * 1e3:.1f} ms" for k in TIMED_SETTINGS)
           + f"; wgan-gp / wgan {timing['wgan-gp/wgan']:.2f}, bce+r1 / bce {timing['bce+r1/bce']:.3f}", flush=True)
     runs = plan(args, timing)
     # the longest runs first, so that the two workers finish together

@@ -64,16 +64,6 @@ def _real_batches(batch: int, count: int = 4) -> list[np.ndarray]:
     return [rng.uniform(-1, 1, (batch, 28, 28)).astype(F32) for _ in range(count)]
 
 
-def _cycling(step: Callable[[np.ndarray], Any], batches: list[np.ndarray]) -> Callable[[], Any]:
-    state = {"i": 0}
-
-    def call() -> Any:
-        state["i"] = (state["i"] + 1) % len(batches)
-        return step(batches[state["i"]])
-
-    return call
-
-
 def _implementations(torch: Any) -> dict[str, Any]:
     """Fresh minigan, NumPy and PyTorch GANs from the same initial weights and noise seed."""
     import minigan as mg
@@ -224,7 +214,7 @@ def worker(threads: int, batches: list[int], settings: dict[str, Any]) -> dict[s
     for batch in batches:
         _log(f"[{threads} thread(s)] train_step at batch {batch} ...")
         batches_real = _real_batches(batch)
-        contenders = {name: _cycling(impl.train_step, batches_real) for name, impl in _implementations(torch).items()}
+        contenders = {name: common.cycling(impl.train_step, batches_real) for name, impl in _implementations(torch).items()}
         gemm, flops, products = gemm_only(batch)
         contenders["gemm"] = gemm
         row = _interleave(contenders, settings)

@@ -40,7 +40,7 @@ _EXPORTS = {
 _SUBMODULES = {
     "layers", "model", "losses", "optim", "init", "kernels", "gradcheck", "testing", "gan", "models",
     "datasets", "checkpoint", "plots", "metrics", "benford", "serialization", "cli", "run", "objectives",
-    "terms", "settings", "errors", "penalties", "training", "conditional",
+    "terms", "settings", "errors", "penalties", "training", "conditional", "duel",
 }
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)

@@ -339,8 +339,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if labels is None:
             save_sample_grid(images, out)
         else:
-            rows, width, row_labels = _class_rows(images, labels)
-            save_sample_grid(rows, out, ncols=width, row_labels=[gan.class_names[k] for k in row_labels])
+            from .plots import class_rows
+
+            cells, width, row_classes = class_rows(images, labels)
+            save_sample_grid(cells, out, ncols=width, row_labels=[gan.class_names[k] for k in row_classes])
     else:
         from .datasets import from_tanh_range, save_png
 
@@ -391,6 +393,12 @@ def _label_summary(gan: Any, labels: Any) -> str:
     order = list(dict.fromkeys(int(k) for k in labels))
     if len(order) == 1:
         return f"class {names[order[0]]}"
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    if len(starts) > len(order):  # a class asked for twice (--label 7 3 7): its runs, in order
+        runs = np.diff(np.r_[starts, len(labels)])
+        more = ", ..." if len(starts) > 12 else ""
+        return (f"classes {', '.join(f'{names[labels[i]]} (x{n})' for i, n in zip(starts[:12], runs))}{more}, "
+                "in that order")
     counts = np.bincount(labels, minlength=len(names))
     more = ", ..." if len(order) > 12 else ""
     if len({int(counts[k]) for k in order}) == 1:
@@ -398,32 +406,23 @@ def _label_summary(gan: Any, labels: Any) -> str:
     return f"classes {', '.join(f'{names[k]} (x{counts[k]})' for k in order[:12])}{more}, in that order"
 
 
-def _class_rows(images: Any, labels: Any) -> tuple[Any, int, list[int]]:
-    """Images laid out one grid row per run of equal labels, short rows padded with blank
-    cells: returns the padded uint8 images, the row length and each row's label, for
-    ``save_sample_grid``."""
-    import numpy as np
-
-    from .plots import to_uint8
-
-    pixels = to_uint8(images)
-    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
-    blocks = np.split(pixels, starts[1:])
-    width = max(len(block) for block in blocks)
-    blank = np.full((1, *pixels.shape[1:]), 128, dtype=np.uint8)  # the grid's separator grey
-    rows = [np.concatenate([block, np.repeat(blank, width - len(block), axis=0)]) for block in blocks]
-    return np.concatenate(rows), width, [int(labels[start]) for start in starts]
-
-
 def _write_walk(gan: Any, args: argparse.Namespace, out: Path, labels: Any = None) -> int:
-    from .plots import add_caption, image_grid, save_progress_gif, save_sample_grid, upscale
+    from .plots import class_rows, grid_picture, save_progress_gif, save_sample_grid
 
     walks = args.n
     images = gan.latent_walk(walks, args.steps, seed=args.seed, ema=args.ema, labels=labels)
     flat = images.reshape((walks * args.steps, *images.shape[2:]))
-    save_sample_grid(flat, out, ncols=args.steps)
-    frames = [add_caption(upscale(image_grid(images[:, step]), 3), f"step {step + 1} of {args.steps}")
-              for step in range(args.steps)]
+    names = None if labels is None else [gan.class_names[k] for k in labels]
+    save_sample_grid(flat, out, ncols=args.steps, row_labels=names)  # one path per row
+
+    def frame(step: int) -> Any:
+        caption = f"step {step + 1} of {args.steps}"
+        if labels is None:
+            return grid_picture(images[:, step], label=caption)
+        cells, width, row_classes = class_rows(images[:, step], labels)  # the paths by class, as sample --label
+        return grid_picture(cells, width, label=caption, row_labels=[gan.class_names[k] for k in row_classes])
+
+    frames = [frame(step) for step in range(args.steps)]
     gif = out.with_suffix(".gif")
     save_progress_gif(frames + frames[-2:0:-1], gif, duration_ms=150, final_hold_ms=150)  # there and back
     of = "" if labels is None else " (" + _label_summary(gan, labels) + ")"
@@ -615,6 +614,7 @@ def _classes_text(config: dict[str, Any]) -> str | None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``minigan`` command."""
     from .benford.cli import add_benford_command, add_detect_command
+    from .duel import add_duel_command
 
     parser = argparse.ArgumentParser(
         prog="minigan",
@@ -629,6 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(sub)
     add_benford_command(sub)
     add_detect_command(sub)
+    add_duel_command(sub)
     return parser
 
 

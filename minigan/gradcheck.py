@@ -92,6 +92,19 @@ def _compare(name: str, analytic: np.ndarray, numeric: np.ndarray, rtol: float, 
     )
 
 
+
+def _raise_if_failed(report: GradcheckReport, what: str) -> None:
+    """An AssertionError naming the worst tensor entry of a failed check, with the whole report."""
+    if report.passed:
+        return
+    worst = max((t for t in report.tensors if not t.passed), key=lambda t: t.max_rel_error)
+    raise AssertionError(
+        f"{what} failed for {worst.name}{list(worst.worst_index)}: analytic {worst.analytic:.10g}, "
+        f"numeric {worst.numeric:.10g} (max abs error {worst.max_abs_error:.3e}, "
+        f"max rel error {worst.max_rel_error:.3e})\n{report}"
+    )
+
+
 def _numeric_gradient(func: Callable[[], float], array: np.ndarray, eps: float) -> np.ndarray:
     """Central differences of ``func()`` with respect to every entry of ``array`` (perturbed in place)."""
     grad = np.zeros(array.shape, dtype=np.float64)
@@ -201,13 +214,8 @@ def gradcheck(
     else:
         raise TypeError(f"target must be a Layer, a Loss or a callable f(x) -> (value, grad), got {describe(target)}")
 
-    if raise_on_failure and not report.passed:
-        worst = max((t for t in report.tensors if not t.passed), key=lambda t: t.max_rel_error)
-        raise AssertionError(
-            f"gradient check failed for {worst.name}{list(worst.worst_index)}: analytic {worst.analytic:.10g}, "
-            f"numeric {worst.numeric:.10g} (max abs error {worst.max_abs_error:.3e}, "
-            f"max rel error {worst.max_rel_error:.3e})\n{report}"
-        )
+    if raise_on_failure:
+        _raise_if_failed(report, "gradient check")
     return report
 
 
@@ -397,11 +405,6 @@ def gradcheck_second_order(
             numeric = _numeric_gradient(penalty_value, value, eps)
             report.tensors.append(_compare(f"penalty:{name}", analytic[name], numeric, rtol, atol))
 
-    if raise_on_failure and not report.passed:
-        worst = max((t for t in report.tensors if not t.passed), key=lambda t: t.max_rel_error)
-        raise AssertionError(
-            f"second-order check failed for {worst.name}{list(worst.worst_index)}: analytic {worst.analytic:.10g}, "
-            f"numeric {worst.numeric:.10g} (max abs error {worst.max_abs_error:.3e}, "
-            f"max rel error {worst.max_rel_error:.3e})\n{report}"
-        )
+    if raise_on_failure:
+        _raise_if_failed(report, "second-order check")
     return report

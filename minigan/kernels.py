@@ -197,13 +197,12 @@ def dropout_mask(uniform, rate, mask):
 # BatchNorm
 # ----------------------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
-def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running_var, y, x_hat, inv_std):
-    """Training-mode BatchNorm over the batch axis, and the running-statistics update.
+def batch_statistics(x, eps, momentum, running_mean, running_var, inv_std):
+    """The batch mean (returned, (F,)) and ``inv_std = 1 / sqrt(var + eps)`` of x (N, F) over
+    the batch axis, and the running statistics' update (shared by the BatchNorm kernels).
 
-    ``mean_j = (1/N) sum_i x_ij``, ``var_j = (1/N) sum_i (x_ij - mean_j)^2`` (biased),
-    ``x_hat = (x - mean) / sqrt(var + eps)``, ``y = gamma * x_hat + beta``;
-    ``running = momentum * running + (1 - momentum) * batch`` (the Keras convention,
-    with the biased batch variance as Keras uses). Two-pass variance for accuracy.
+    ``mean_j = (1/N) sum_i x_ij``, ``var_j = (1/N) sum_i (x_ij - mean_j)^2`` (biased, two
+    passes for accuracy); ``running = momentum * running + (1 - momentum) * batch`` (Keras).
     """
     n, m = x.shape
     mean = np.zeros(m, dtype=x.dtype)
@@ -222,6 +221,20 @@ def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running
         inv_std[j] = 1 / np.sqrt(var[j] + eps)
         running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mean[j]
         running_var[j] = momentum * running_var[j] + (1 - momentum) * var[j]
+    return mean
+
+
+@njit(cache=True, error_model="numpy")
+def batchnorm_forward_train(x, gamma, beta, eps, momentum, running_mean, running_var, y, x_hat, inv_std):
+    """Training-mode BatchNorm over the batch axis, and the running-statistics update.
+
+    ``mean_j = (1/N) sum_i x_ij``, ``var_j = (1/N) sum_i (x_ij - mean_j)^2`` (biased),
+    ``x_hat = (x - mean) / sqrt(var + eps)``, ``y = gamma * x_hat + beta``;
+    ``running = momentum * running + (1 - momentum) * batch`` (the Keras convention,
+    with the biased batch variance as Keras uses). Two-pass variance for accuracy.
+    """
+    n, m = x.shape
+    mean = batch_statistics(x, eps, momentum, running_mean, running_var, inv_std)
     for i in range(n):
         for j in range(m):
             h = (x[i, j] - mean[j]) * inv_std[j]

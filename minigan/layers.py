@@ -588,7 +588,23 @@ class Sigmoid(Activation):
     kind = K.ACT_SIGMOID
 
 
-class BatchNorm(Layer):
+class RunningStatistics:
+    """The running mean and variance a BatchNorm-like layer keeps in its buffers."""
+
+    buffers: dict[str, np.ndarray]
+
+    @property
+    def running_mean(self) -> np.ndarray:
+        """Running mean, shape (num_features,)."""
+        return self.buffers["running_mean"]
+
+    @property
+    def running_var(self) -> np.ndarray:
+        """Running (biased) variance, shape (num_features,)."""
+        return self.buffers["running_var"]
+
+
+class BatchNorm(RunningStatistics, Layer):
     """Batch normalization over the batch axis of (N, F) inputs.
 
     Training mode: ``x_hat = (x - mean_B) / sqrt(var_B + eps)`` with the batch mean and
@@ -637,16 +653,6 @@ class BatchNorm(Layer):
         self._inv_std: np.ndarray | None = None
         self._forward_was_training = True
         self._x_dot: np.ndarray | None = None
-
-    @property
-    def running_mean(self) -> np.ndarray:
-        """Running mean, shape (num_features,)."""
-        return self.buffers["running_mean"]
-
-    @property
-    def running_var(self) -> np.ndarray:
-        """Running (biased) variance, shape (num_features,)."""
-        return self.buffers["running_var"]
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"

@@ -259,7 +259,7 @@ def reference_discriminator(
                              embedding_dim=embedding_dim)
 
 
-def build_gan(settings: dict[str, Any] | None = None) -> GAN:
+def build_gan(settings: dict[str, Any] | None = None, *, terms: bool = True) -> GAN:
     """A :class:`minigan.GAN` built from plain settings (those of :mod:`minigan.settings`,
     as ``minigan train`` takes them, plus ``image_shape``).
 
@@ -271,6 +271,10 @@ def build_gan(settings: dict[str, Any] | None = None) -> GAN:
     noise stream. ``r1`` (> 0) attaches :class:`minigan.terms.R1Penalty` (gamma ``r1``,
     applied every ``r1_every`` D updates). Missing settings take their defaults;
     unknown ones are an error.
+
+    ``evade`` adds a :class:`minigan.benford.evasion.DetectorTerm` of its detector files
+    and ``benford_weight > 0`` a :class:`minigan.benford.evasion.BenfordTerm` against the
+    images of ``data``. ``terms=False`` leaves out these and the penalty (enough to sample).
 
     ``conditional=True`` builds the conditional variants of both networks for
     ``num_classes`` classes, G by ``g_conditioning`` (:func:`mlp_generator`) and D by
@@ -311,11 +315,29 @@ def build_gan(settings: dict[str, Any] | None = None) -> GAN:
     if not s["r1"] and s["r1_every"] != BY_NAME["r1_every"].default:
         raise ValueError(f"r1_every={s['r1_every']} has no effect without r1: set the penalty's gamma "
                          "(--r1 GAMMA) or leave r1_every out")
-    terms = [R1Penalty(s["r1"], every=s["r1_every"])] if s["r1"] else []
+    d_terms = [R1Penalty(s["r1"], every=s["r1_every"])] if s["r1"] else []
     return GAN(G, D, latent_dim=s["latent_dim"], loss=s["loss"], g_optimizer=g_opt, d_optimizer=d_opt,
                d_steps=s["d_steps"], label_smoothing=s["label_smoothing"], clip_value=s["clip_value"],
-               seed=s["seed"], ema_decay=s["ema_decay"], image_shape=shape, discriminator_terms=terms,
-               class_names=class_names)
+               seed=s["seed"], ema_decay=s["ema_decay"], image_shape=shape,
+               discriminator_terms=d_terms if terms else (),
+               generator_terms=_generator_terms(s, shape) if terms else (), class_names=class_names)
+
+
+def _generator_terms(s: dict[str, Any], shape: tuple[int, ...]) -> list[Any]:
+    """The extra generator terms the settings ask for: the detectors to evade first (their
+    gradient is balanced against the discriminator's, which only the first term receives
+    alone), then the Benford term."""
+    found: list[Any] = []
+    if s["evade"]:
+        from .benford.evasion import DetectorTerm
+
+        found.append(DetectorTerm(s["evade"].split(","), weight=s["evade_weight"], image_shape=shape[:2],
+                                  max_images=s["evade_images"]))
+    if s["benford_weight"] > 0:
+        from .benford.evasion import BenfordTerm
+
+        found.append(BenfordTerm(s["data"], weight=s["benford_weight"]))
+    return found
 
 
 def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | None = None,
@@ -331,7 +353,8 @@ def gan_from_record(config: dict[str, Any], *, custom_layers: dict[str, type] | 
         raise ValueError(f"a run record must be a dict, got {type(config).__name__}")
     classes = {key: config[key] for key in ("num_classes", "class_names") if config.get(key) is not None}
     if isinstance(config.get("settings"), dict):
-        return build_gan({**config["settings"], "image_shape": config.get("image_shape", (28, 28)), **classes})
+        return build_gan({**config["settings"], "image_shape": config.get("image_shape", (28, 28)), **classes},
+                         terms=terms)
     if "generator" not in config:
         if "architecture" in config:  # a run recorded by an older minigan: flat settings
             return build_gan({k: v for k, v in config.items() if k in BY_NAME or k == "image_shape"})

@@ -54,12 +54,11 @@ __all__ = ["input_gradient", "gradient_penalty", "penalty_and_norms", "r1", "wga
 def _second_order_problems(model: Sequential, prefix: str) -> list[str]:
     problems = []
     for i, layer in enumerate(model.layers):
-        where = f"{prefix}layers[{i}] ({layer!r})"
         if isinstance(layer, Sequential):
             problems += _second_order_problems(layer, f"{prefix}layers[{i}].")
         elif isinstance(layer, BatchNorm) and layer.training:
             problems.append(
-                f"{where} is in training mode: its batch statistics couple the rows of a batch, so a per-row "
+                f"{prefix}layers[{i}] ({layer!r}) is in training mode: its batch statistics couple the rows of a batch, so a per-row "
                 "gradient penalty is not defined through it; call eval() on it (or on the model) first"
             )
         elif not has_second_order(layer):

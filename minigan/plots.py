@@ -125,6 +125,82 @@ def encode_png(picture: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def class_rows(
+    images: np.ndarray, labels: np.ndarray, *, max_columns: int | None = None
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """Lay images out in grid rows by class: each run of equal consecutive labels starts a
+    new row and fills as many rows as it needs, short rows padded with blank cells.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, h, w) or (n, h, w, 3)
+        Float in ``[-1, 1]`` or uint8.
+    labels : ndarray of int, shape (n,)
+        The class of each image; images of one class should be consecutive (each run of
+        equal labels is one block of rows).
+    max_columns : int, optional
+        Longest row; a longer run wraps onto further rows of its class. Default:
+        ``max(8, ceil(sqrt(n)))``, so that 64 images of one class make an 8 x 8 grid.
+
+    Returns
+    -------
+    cells : ndarray of uint8, shape (rows * columns, h, w[, 3])
+        The images in row order, blank cells (the separator grey) at the end of short rows.
+    columns : int
+        Images per row (``ncols`` of :func:`image_grid`).
+    row_classes : ndarray of int64, shape (rows,)
+        The label of each row (the ``row_labels`` of :func:`save_sample_grid`, once named).
+    """
+    labels = np.asarray(labels)
+    if not isinstance(images, np.ndarray) or images.ndim not in (3, 4) or len(images) == 0:
+        raise ValueError(f"images must be a non-empty array of shape (n, h, w) or (n, h, w, 3), got {describe(images)}")
+    if labels.shape != (len(images),) or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be one integer per image, shape ({len(images)},), got {describe(labels)}")
+    pixels = to_uint8(images)
+    if max_columns is None:
+        max_columns = max(8, math.ceil(math.sqrt(len(pixels))))
+    max_columns = check_int(max_columns, "max_columns", minimum=1)
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    ends = np.r_[starts[1:], len(labels)]
+    columns = min(max_columns, int((ends - starts).max()))
+    blank = np.full((1, *pixels.shape[1:]), 128, dtype=np.uint8)  # the grid's separator grey
+    cells, row_classes = [], []
+    for start, end in zip(starts, ends):
+        for row_start in range(start, end, columns):
+            row = pixels[row_start:min(row_start + columns, end)]
+            cells.append(np.concatenate([row, np.repeat(blank, columns - len(row), axis=0)]))
+            row_classes.append(int(labels[start]))
+    return np.concatenate(cells), columns, np.asarray(row_classes, dtype=np.int64)
+
+
+def grid_picture(
+    images: np.ndarray,
+    ncols: int | None = None,
+    *,
+    scale: int = 3,
+    padding: int = 2,
+    label: str | None = None,
+    row_labels: Sequence[str] | None = None,
+) -> np.ndarray:
+    """The picture :func:`save_sample_grid` writes, as a uint8 array (h, w[, 3]): the
+    grid of :func:`image_grid` enlarged by ``scale``, the names of its rows on the left
+    (:func:`add_row_labels`) and a caption on top (:func:`add_caption`). See
+    :func:`save_sample_grid` for the parameters."""
+    picture = upscale(image_grid(images, ncols, padding=padding), scale)
+    if row_labels is not None:
+        row_labels = [str(t) for t in row_labels]
+        n, height = images.shape[:2]
+        grid_rows = math.ceil(n / min(ncols or math.ceil(math.sqrt(n)), n))
+        if len(row_labels) != grid_rows:
+            raise ValueError(f"row_labels must name every row of the grid: {grid_rows} rows of "
+                             f"{min(ncols or math.ceil(math.sqrt(n)), n)} images, got {len(row_labels)} labels")
+        rows = [(scale * (padding + r * (height + padding)), scale * height) for r in range(grid_rows)]
+        picture = add_row_labels(picture, row_labels, rows)
+    if label is not None:
+        picture = add_caption(picture, str(label))
+    return picture
+
+
 def save_sample_grid(
     images: np.ndarray,
     path: str | os.PathLike,
@@ -153,21 +229,15 @@ def save_sample_grid(
     label : str, optional
         A caption (e.g. ``"iteration 500"``) written in a white band above the grid.
     row_labels : sequence of str, optional
-        One name per row (a conditional GAN's classes), written in a white band left of
-        the grid (:func:`add_row_labels`).
+        One name per row of the grid (a conditional GAN's classes, see :func:`class_rows`),
+        written in a white band left of the grid (:func:`add_row_labels`).
 
     Returns
     -------
     pathlib.Path
         The path written.
     """
-    picture = upscale(image_grid(images, ncols, padding=padding), scale)
-    if row_labels is not None:
-        height = images.shape[1]
-        rows = [(scale * (padding + r * (height + padding)), scale * height) for r in range(len(row_labels))]
-        picture = add_row_labels(picture, [str(t) for t in row_labels], rows)
-    if label is not None:
-        picture = add_caption(picture, str(label))
+    picture = grid_picture(images, ncols, scale=scale, padding=padding, label=label, row_labels=row_labels)
     path = Path(path)
     atomic_write_bytes(path, encode_png(picture))
     return path

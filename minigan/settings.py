@@ -138,6 +138,20 @@ def _at_least(minimum: int) -> Callable[[int, str], int]:
     return lambda value, name: check_int(value, name, minimum=minimum)
 
 
+def _non_negative(value: float, name: str) -> float:
+    return check_real(value, name, minimum=0.0)
+
+
+def _detector_paths(value: str, name: str) -> str:
+    """Comma-separated detector files, each made absolute (so a run resumes from any folder)."""
+    from pathlib import Path
+
+    paths = [part.strip() for part in value.split(",") if part.strip()]
+    if not paths:
+        raise ValueError(f"{name} must name at least one detector .npz file, got {value!r}")
+    return ",".join(str(Path(p).expanduser().resolve()) for p in paths)
+
+
 def _objective_names() -> tuple[str, ...]:
     from .objectives import objective_names
 
@@ -199,6 +213,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("seed", 0, "random seed: same seed, same machine, same threads -> identical weights", "int",
             "training", check=_at_least(0)),
     Setting("batch_size", 64, "images per batch", "int", "training", check=_at_least(2)),
+    Setting("benford_weight", 0.0, "weight of the Benford term: G matches the real images' soft first-digit "
+            "histograms and non-zero shares of block-DCT coefficients (0: off)", "float", "training",
+            check=_non_negative),
+    Setting("evade", None, "detector .npz file(s), comma-separated, whose verdict G learns to escape "
+            "(saved by minigan detect fit or detector.save)", "str", "training", check=_detector_paths),
+    Setting("evade_weight", 1.0, "pull of each --evade detector, relative to the discriminator's (its gradient is "
+            "rescaled to this times the norm of D's)", "float", "training",
+            check=_non_negative),
+    Setting("evade_images", 16, "fakes per batch each --evade detector judges", "int", "training",
+            check=_at_least(1)),
     # -- schedule ----------------------------------------------------------------------
     Setting("iterations", None, "training iterations (default {iterations} unless --epochs)", "int", "schedule",
             check=_at_least(1)),

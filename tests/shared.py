@@ -1,5 +1,5 @@
-"""Helpers shared by several test files: a user-written layer, synthetic images, and the
-``minigan`` command run as a user runs it."""
+"""Helpers shared by several test files: a user-written layer, synthetic images, central
+differences of a gradient penalty, and the ``minigan`` command run as a user runs it."""
 import os
 import subprocess
 import sys
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import minigan as mg
+from minigan import penalties
 
 
 class Scale(mg.Layer):
@@ -61,3 +62,43 @@ def failed_cleanly(result: subprocess.CompletedProcess, *patterns: str) -> str:
     for pattern in patterns:
         assert pattern in result.stderr, result.stderr
     return result.stderr
+
+
+def dropout_streams(model):
+    """The random streams of a model's Dropout layers."""
+    return [l.rng for l in model.layers if isinstance(getattr(l, "rng", None), np.random.Generator)]
+
+
+def restore_streams(generators, states):
+    """Put every stream back to a saved state."""
+    for g, s in zip(generators, states):
+        g.bit_generator.state = s
+
+
+def numeric_penalty_gradients(model, x, weight, center, condition=None, eps=1e-6):
+    """Central differences of the penalty, computed from input_gradient (first order) alone,
+    with the same Dropout masks at every evaluation; the streams are left as they were."""
+    generators = dropout_streams(model)
+    states = [g.bit_generator.state for g in generators]
+
+    def value():
+        restore_streams(generators, states)
+        grad = penalties.input_gradient(model, x, condition)
+        norms = np.sqrt(np.sum(grad * grad, axis=1))
+        return weight * float(np.mean((norms - center) ** 2))
+
+    numeric = {}
+    for name, param in model.params.items():
+        out = np.zeros_like(param)
+        for index in np.ndindex(param.shape):
+            original = param[index]
+            param[index] = original + eps
+            plus = value()
+            param[index] = original - eps
+            minus = value()
+            param[index] = original
+            out[index] = (plus - minus) / (2 * eps)
+        numeric[name] = out
+    reference = value()
+    restore_streams(generators, states)
+    return reference, numeric

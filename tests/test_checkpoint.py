@@ -261,6 +261,7 @@ def _metrics_rows(path: Path) -> list[int]:
 @pytest.mark.cli
 @pytest.mark.parametrize("sig, code", [pytest.param(signal.SIGINT, 130, id="SIGINT"),
                                        pytest.param(signal.SIGTERM, 143, id="SIGTERM")])
+@pytest.mark.slow
 def test_a_signal_saves_a_checkpoint_and_the_run_resumes(tmp_path, sig, code):
     script = tmp_path / "train.py"
     script.write_text(TRAIN_SCRIPT)

@@ -94,6 +94,7 @@ def test_info_describes_the_run(trained_run, workdir):
     assert "mnist-5k" in out and "reference" in out and "d_loss" in out
 
 
+@pytest.mark.slow
 def test_sample_npy_and_png(trained_run, workdir):
     from PIL import Image
 
@@ -127,6 +128,7 @@ def test_evaluate_writes_json(trained_run, workdir):
 
 
 # ------------------------------------------------------------------ config file and resume
+@pytest.mark.slow
 def test_train_reads_a_toml_config_and_flags_override_it(tmp_path):
     (tmp_path / "cfg.toml").write_text(
         'iterations = 3\nbatch-size = 8\nseed = 5\nloss = "lsgan"\nlabel_smoothing = 0.1\nout = "tomlrun"\n'
@@ -168,6 +170,7 @@ def test_resume_without_a_run(tmp_path):
     fails(minigan("train", "--resume", "--out", "nothing", cwd=tmp_path), "no run")
 
 
+@pytest.mark.slow
 def test_train_on_user_images_and_evaluate_refuses_non_digits(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (32, 8, 8), dtype=np.uint8)
     with open(tmp_path / "tiny.npy", "wb") as handle:

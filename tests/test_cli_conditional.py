@@ -32,6 +32,7 @@ def shapes(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_a_conditional_run_on_a_class_folder(shapes):
     train = ok(minigan("train", "--conditional", "--data", "data", "--iterations", 4, "--batch-size", 6, "--out",
                        "run", "--sample-every", 2, *TINY, cwd=shapes))
@@ -71,8 +72,10 @@ def test_info_sample_labels_refusals_and_folders(shapes):
     assert sorted(p.name for p in (shapes / "two").iterdir()) == [
         "sample_0_label0.png", "sample_1_label0.png", "sample_2_label0.png", "sample_3_label2.png",
         "sample_4_label2.png", "sample_5_label2.png"]
-    walk = ok(minigan("sample", "--checkpoint", "run", "--walk", "--steps", 3, "--out", "walk.png", cwd=shapes))
+    walk = ok(minigan("sample", "--checkpoint", "run", "--walk", "--steps", 3, "--seed", 4, "--out", "walk.png",
+                      cwd=shapes))
     assert "3 paths (classes cross, ring, square (1 each" in walk.stdout
+    _check_class_grids(shapes)
     fails(minigan("train", "--conditional", "--data", "data/ring", "--iterations", 2, "--out", "bad", *TINY,
                   cwd=shapes), "has no labels, which a conditional GAN needs")
     fails(minigan("train", "--d-conditioning", "concat", "--data", "data", "--iterations", 2, "--out", "bad2",
@@ -82,6 +85,36 @@ def test_info_sample_labels_refusals_and_folders(shapes):
     assert "conditional" not in plain.stdout
     fails(minigan("sample", "--checkpoint", "plain", "--label", "3", "--out", "x.png", cwd=shapes),
           "this run is not conditional")
+
+
+def _check_class_grids(shapes):
+    """sample --label grids and latent walks (grid and GIF frames) name the class of each row."""
+    from PIL import Image
+
+    from minigan import plots
+    from minigan.models import load_gan
+
+    names = ["cross", "ring", "square"]
+    ok(minigan("sample", "--checkpoint", "run", "--label", "square", "cross", "--n", 5, "--seed", 3, "--out",
+               "rows.npy", cwd=shapes))
+    ok(minigan("sample", "--checkpoint", "run", "--label", "square", "cross", "--n", 5, "--seed", 3, "--out",
+               "rows.png", cwd=shapes))
+    cells, columns, row_classes = plots.class_rows(np.load(shapes / "rows.npy"), np.array([2, 2, 2, 0, 0]))
+    with Image.open(shapes / "rows.png") as grid:
+        assert np.array_equal(np.asarray(grid), plots.grid_picture(cells, columns, row_labels=["square", "cross"]))
+    again = ok(minigan("sample", "--checkpoint", "run", "--label", "cross", "square", "cross", "--n", 6, "--seed", 3,
+                       "--out", "again.png", cwd=shapes))
+    assert "6 samples of classes cross (x2), square (x2), cross (x2), in that order" in again.stdout
+    gan = load_gan(shapes / "run", models_only=True)
+    walk = gan.latent_walk(3, 3, seed=4, labels=[0, 1, 2]).astype(np.float32)
+    with Image.open(shapes / "walk.png") as grid:  # one path per row, named by its class
+        assert np.array_equal(np.asarray(grid), plots.grid_picture(walk.reshape(9, 8, 8), 3, row_labels=names))
+    with Image.open(shapes / "walk.gif") as gif:
+        for step in range(3):
+            gif.seek(step)
+            cells, columns, row_classes = plots.class_rows(walk[:, step], np.arange(3))
+            expected = plots.grid_picture(cells, columns, label=f"step {step + 1} of 3", row_labels=names)
+            assert np.array_equal(np.asarray(gif.convert("L")), expected), f"GIF frame {step}"
 
 
 def _g_digest(run):

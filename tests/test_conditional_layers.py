@@ -13,6 +13,7 @@ from minigan import kernels as K
 from minigan import penalties
 from minigan import testing as mgt
 from minigan.conditional import ConditionalBatchNorm, LabelConcat, Projection
+from shared import numeric_penalty_gradients
 
 pytestmark = pytest.mark.engine
 
@@ -171,29 +172,8 @@ def test_second_order_pass_of_every_conditional_layer_matches_central_difference
     assert mg.gradcheck_second_order(LAYERS[name](), _x((7, 4)), condition=LABELS).max_rel_error < 1e-6
 
 
-def _numeric_penalty_gradients(model, x, labels, weight, center, eps=1e-6):
-    """Central differences of weight * mean (||grad_x D|| - center)^2 from the first-order input gradient."""
-    def value():
-        g = penalties.input_gradient(model, x, labels)
-        return weight * float(np.mean((np.sqrt(np.sum(g * g, axis=1)) - center) ** 2))
-
-    numeric = {}
-    for name, param in model.params.items():
-        out = np.zeros_like(param)
-        for index in np.ndindex(param.shape):
-            original = param[index]
-            param[index] = original + eps
-            plus = value()
-            param[index] = original - eps
-            minus = value()
-            param[index] = original
-            out[index] = (plus - minus) / (2 * eps)
-        numeric[name] = out
-    return value(), numeric
-
-
 def assert_penalty_gradients_match(model, x, labels, weight=0.7, center=0.0):
-    reference, numeric = _numeric_penalty_gradients(model, x, labels, weight, center)
+    reference, numeric = numeric_penalty_gradients(model, x, weight, center, labels)
     model.zero_grad()
     value = penalties.gradient_penalty(model, x, weight=weight, center=center, condition=labels)
     assert value == pytest.approx(reference, rel=1e-12)

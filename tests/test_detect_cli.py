@@ -120,6 +120,7 @@ def test_predict_prints_scored_files_and_a_summary(work):
     assert len(summary) == 1 and "1 missing" in summary[0] and "1 unreadable" in summary[0]
 
 
+@pytest.mark.slow
 def test_predict_csv_streams_rows_with_a_progress_bar(work, tmp_path):
     out = tmp_path / "scores.csv"
     result = ok(minigan("detect", "predict", "--model", work / "model.npz", work, "--csv", out,

@@ -40,6 +40,7 @@ def colour_folder(folder: Path, sizes=((12, 12), (12, 12), (20, 16), (12, 12))) 
 
 
 # ---------------------------------------------------------------- own images
+@pytest.mark.slow
 def test_colour_and_mixed_sizes_from_the_command_line(tmp_path):
     colour_folder(tmp_path / "pics")
     run = ok(minigan("train", "--data", "pics", "--color", "--resize", "8x8", "--iterations", 2, "--batch-size", 2,
@@ -199,6 +200,7 @@ def test_info_reports_the_speed_over_every_session(tmp_path):
     assert f"{150 / 35:.1f} it/s over 2 sessions" in out
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_reports_nothing_to_do(small_run, tmp_path):
     import shutil
 
@@ -220,6 +222,7 @@ def test_testing_without_hypothesis_says_what_to_install():
     assert 'pip install "minigan[test]"' in result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_warns_about_a_run_that_did_not_learn_digits(tmp_path):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "noise.npy", rng.integers(0, 256, (40, 28, 28), dtype=np.uint8))

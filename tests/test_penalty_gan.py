@@ -231,7 +231,9 @@ def test_resume_with_penalties_is_bit_identical_to_an_uninterrupted_run(tmp_path
     assert [r[f"{name}_grad_norm"] for r in rows_a] == [r[f"{name}_grad_norm"] for r in rows_b]
     assert any(r[f"{name}_grad_norm"] for r in rows_a)
     figure = mg.plots.loss_figure(mg.plots.read_metrics_csv(a / "metrics.csv"))
-    assert len(figure.axes) == 3  # losses, D outputs, input-gradient norm
+    # losses, D outputs, the input-gradient norm, and the penalty's own value with the extra terms
+    assert [ax.get_ylabel() for ax in figure.axes][2:] == ["mean ||grad_x D||", "extra terms"]
+    assert name in [line.get_label() for line in figure.axes[3].lines]
     drawn = figure.axes[2].lines[0]
     logged = [float(r[f"{name}_grad_norm"]) for r in rows_a if r[f"{name}_grad_norm"]]
     np.testing.assert_allclose(drawn.get_ydata(), logged, rtol=1e-5)

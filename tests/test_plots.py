@@ -257,3 +257,56 @@ def test_progress_gif_from_run_folder(tmp_path):
 def test_progress_gif_from_empty_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="sample grids"):
         plots.save_progress_gif_from_run(tmp_path)
+
+
+# ---------------------------------------------------------------- grids with one block of rows per class
+def test_class_rows_start_a_row_at_each_class_and_wrap_long_runs():
+    images = np.arange(1, 21, dtype=np.uint8)[:, None, None] * np.ones((1, 3, 3), dtype=np.uint8)
+    labels = np.array([3] * 10 + [8] * 2 + [3] * 8)
+    cells, columns, row_classes = plots.class_rows(images, labels, max_columns=4)
+    assert columns == 4
+    assert row_classes.tolist() == [3, 3, 3, 8, 3, 3]
+    cell_values = cells[:, 0, 0].tolist()  # 128 marks a blank cell (the separator grey)
+    assert cell_values == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 128, 128, 11, 12, 128, 128,
+                           13, 14, 15, 16, 17, 18, 19, 20]
+    # by default as wide as the longest run up to max(8, sqrt(n)): 64 of one class make 8 x 8
+    cells, columns, row_classes = plots.class_rows(np.zeros((64, 2, 2)), np.full(64, 7))
+    assert cells.shape == (64, 2, 2) and columns == 8 and row_classes.tolist() == [7] * 8
+    with pytest.raises(ValueError, match="labels must be one integer per image"):
+        plots.class_rows(images, labels[:-1])
+
+
+def _band_of_row(picture, grid_width, top, height):
+    return picture[top:top + height, :picture.shape[1] - grid_width]
+
+
+def test_every_row_of_a_class_grid_carries_its_own_class_name():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (11, 5, 5))
+    labels = np.array([0, 0, 0, 2, 2, 1, 1, 1, 1, 1, 0])
+    names = ["zero", "two-ish", "one"]  # names of differing widths, not in label order
+    cells, columns, row_classes = plots.class_rows(images, labels, max_columns=3)
+    row_names = [names[k] for k in row_classes]
+    assert row_names == ["zero", "one", "two-ish", "two-ish", "zero"]
+    picture = plots.grid_picture(cells, columns, scale=2, padding=1, row_labels=row_names)
+    grid = plots.upscale(plots.image_grid(cells, columns, padding=1), 2)
+    assert np.array_equal(picture[:, -grid.shape[1]:], grid)
+    for r, name in enumerate(row_names):
+        top, height = 2 * (1 + r * 6), 2 * 5
+        band = _band_of_row(picture, grid.shape[1], top, height)
+        alone = plots.add_row_labels(np.zeros((height, 1), np.uint8), [name], [(0, height)])[:, :-1]
+        assert alone.min() < 255  # the name was drawn
+        assert np.array_equal(band[:, band.shape[1] - alone.shape[1]:], alone), f"row {r} is not labelled {name!r}"
+        assert (band[:, :band.shape[1] - alone.shape[1]] == 255).all()
+    with pytest.raises(ValueError, match="row_labels must name every row of the grid: 5 rows"):
+        plots.grid_picture(cells, columns, row_labels=row_names[:4])
+
+
+def test_a_saved_class_grid_is_the_picture(tmp_path):
+    images = np.random.default_rng(1).uniform(-1, 1, (6, 4, 4))
+    cells, columns, row_classes = plots.class_rows(images, np.array([5, 5, 5, 5, 9, 9]))
+    path = plots.save_sample_grid(cells, tmp_path / "g.png", ncols=columns, label="iteration 3",
+                                  row_labels=[str(k) for k in row_classes])
+    with Image.open(path) as saved:
+        assert np.array_equal(np.asarray(saved), plots.grid_picture(
+            cells, columns, label="iteration 3", row_labels=["5", "9"]))

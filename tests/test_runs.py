@@ -56,6 +56,7 @@ def python_run(tmp_path_factory, digits) -> Path:
 
 
 # ---------------------------------------------------------------- runs made in Python
+@pytest.mark.slow
 def test_the_command_line_reads_a_run_trained_from_python(python_run):
     ok(minigan("sample", "--checkpoint", python_run, "--n", 5, "--seed", 1, "--out", "s.npy", cwd=python_run.parent))
     sampled = np.load(python_run.parent / "s.npy")
@@ -67,6 +68,7 @@ def test_the_command_line_reads_a_run_trained_from_python(python_run):
     assert "g_lr             0.001" in info and "d_lr             0.0004" in info
 
 
+@pytest.mark.slow
 def test_resume_from_the_command_line_needs_the_same_data(python_run, digits, tmp_path):
     copy = tmp_path / "run"
     import shutil

@@ -11,7 +11,7 @@ import minigan as mg
 from minigan import kernels as K
 from minigan import penalties
 from minigan import testing as mgt
-from shared import Scale
+from shared import Scale, dropout_streams, numeric_penalty_gradients, restore_streams
 
 pytestmark = pytest.mark.penalties
 
@@ -72,44 +72,6 @@ STACKS = {
 }
 
 
-def _dropout_streams(model):
-    return [l.rng for l in model.layers if isinstance(getattr(l, "rng", None), np.random.Generator)]
-
-
-def _restore(generators, states):
-    for g, s in zip(generators, states):
-        g.bit_generator.state = s
-
-
-def numeric_penalty_gradients(model, x, weight, center, condition=None, eps=1e-6):
-    """Central differences of the penalty, computed from input_gradient (first order) alone,
-    with the same Dropout masks at every evaluation; the streams are left as they were."""
-    generators = _dropout_streams(model)
-    states = [g.bit_generator.state for g in generators]
-
-    def value():
-        _restore(generators, states)
-        grad = penalties.input_gradient(model, x, condition)
-        norms = np.sqrt(np.sum(grad * grad, axis=1))
-        return weight * float(np.mean((norms - center) ** 2))
-
-    numeric = {}
-    for name, param in model.params.items():
-        out = np.zeros_like(param)
-        for index in np.ndindex(param.shape):
-            original = param[index]
-            param[index] = original + eps
-            plus = value()
-            param[index] = original - eps
-            minus = value()
-            param[index] = original
-            out[index] = (plus - minus) / (2 * eps)
-        numeric[name] = out
-    reference = value()
-    _restore(generators, states)
-    return reference, numeric
-
-
 def assert_penalty_gradients_match(model, x, weight=0.7, center=0.0, condition=None, rtol=1e-6):
     reference_value, numeric = numeric_penalty_gradients(model, x, weight, center, condition)
     model.zero_grad()
@@ -148,13 +110,13 @@ def test_penalty_gradient_of_stacks_matches_central_differences(stack, center):
 @pytest.mark.parametrize("stack", list(STACKS))
 def test_input_gradient_matches_central_differences(stack):
     model = STACKS[stack](F64)
-    generators = _dropout_streams(model)
+    generators = dropout_streams(model)
     states = [g.bit_generator.state for g in generators]
 
     def f(x):
-        _restore(generators, states)
+        restore_streams(generators, states)
         value = float(model.forward(x).sum())
-        _restore(generators, states)
+        restore_streams(generators, states)
         return value, penalties.input_gradient(model, x)
 
     assert mg.gradcheck(f, _inputs((7, 6), seed=8)).max_rel_error < 1e-6

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..kernels import GRAD_ADD, GRAD_SKIP, GRAD_WRITE
+from ..kernels import GRAD_ADD, GRAD_SKIP, GRAD_WRITE, batch_statistics
 
 
 @njit(cache=True, error_model="numpy")
@@ -202,24 +202,10 @@ def conditional_batchnorm_forward(x, labels, gamma, beta, eps, momentum, trainin
     running statistics. x (N, F), gamma and beta (C, F) -> y, x_hat (N, F), inv_std (F,).
     """
     n, m = x.shape
-    mean = np.zeros(m, dtype=x.dtype)
     if training:
-        var = np.zeros(m, dtype=x.dtype)
-        for i in range(n):
-            for j in range(m):
-                mean[j] += x[i, j]
-        for j in range(m):
-            mean[j] /= n
-        for i in range(n):
-            for j in range(m):
-                d = x[i, j] - mean[j]
-                var[j] += d * d
-        for j in range(m):
-            var[j] /= n
-            inv_std[j] = 1 / np.sqrt(var[j] + eps)
-            running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mean[j]
-            running_var[j] = momentum * running_var[j] + (1 - momentum) * var[j]
+        mean = batch_statistics(x, eps, momentum, running_mean, running_var, inv_std)
     else:
+        mean = np.zeros(m, dtype=x.dtype)
         for j in range(m):
             mean[j] = running_mean[j]
             inv_std[j] = 1 / np.sqrt(running_var[j] + eps)

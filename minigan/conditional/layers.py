@@ -27,7 +27,7 @@ import numpy as np
 from .. import init as initializers
 from .. import kernels as K
 from .._validation import check_dtype, check_int, check_real, check_rng
-from ..layers import Layer
+from ..layers import Layer, RunningStatistics
 from . import kernels as CK
 from .labels import check_labels
 
@@ -290,7 +290,7 @@ class Projection(_LabelLayer):
         return grad_h_dot if has_dot else None
 
 
-class ConditionalBatchNorm(_LabelLayer):
+class ConditionalBatchNorm(RunningStatistics, _LabelLayer):
     """Batch normalization with a scale and a shift per class: ``y_i = gamma[c_i] x_hat_i + beta[c_i]``.
 
     The normalization ``x_hat`` is BatchNorm's (:class:`minigan.BatchNorm`: the batch
@@ -348,16 +348,6 @@ class ConditionalBatchNorm(_LabelLayer):
         self._labels_used: np.ndarray | None = None
         self._forward_was_training = True
         self._x_dot: np.ndarray | None = None
-
-    @property
-    def running_mean(self) -> np.ndarray:
-        """Running mean, shape (num_features,)."""
-        return self.buffers["running_mean"]
-
-    @property
-    def running_var(self) -> np.ndarray:
-        """Running (biased) variance, shape (num_features,)."""
-        return self.buffers["running_var"]
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, num_classes={self.num_classes}, momentum={self.momentum}, eps={self.eps}"
