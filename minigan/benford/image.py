@@ -39,7 +39,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .._validation import check_choice, check_int, check_real, describe
-from .digits import FIT_STARTS, first_digits, generalized_benford_pmf
+from .digits import FIT_STARTS, first_digits
 
 DEFAULT_QUALITY_FACTORS = (80, 85, 90, 95, 100)
 DEFAULT_BASES = (10, 20, 40, 60)
@@ -548,8 +548,10 @@ def _fitted_divergences(pmf: np.ndarray, base: int, start: str = "grid") -> np.n
     """:func:`divergences` between every pmf (..., base-1) and its generalized-Benford fit, shape (..., 3).
 
     The fit, the fitted law and the divergences are computed once per distinct pmf
-    (small images repeat their histograms) and spread back: the same numbers as
-    ``divergences(pmf, fit_generalized_benford(pmf, base, start=start).pmf(base))``.
+    (small images repeat their histograms) and spread back:
+    ``divergences(pmf, fit_generalized_benford(pmf, base, start=start).pmf(base))``, with the
+    law evaluated by :func:`minigan.benford.kernels.law_value` (the formula the soft
+    features use, so that the two agree to the last bit).
     """
     from . import kernels
     from .digits import _fit_distinct_rows
@@ -558,7 +560,8 @@ def _fitted_divergences(pmf: np.ndarray, base: int, start: str = "grid") -> np.n
     rows = np.ascontiguousarray(pmf.reshape(-1, base - 1))
     first, inverse, theta, _, _, _ = _fit_distinct_rows(rows, base, start=start)
     p = np.ascontiguousarray(rows[first])
-    q = np.ascontiguousarray(generalized_benford_pmf(theta[:, 0], theta[:, 1], theta[:, 2], base))
+    q = np.empty_like(p)
+    kernels.benford_law(theta, np.log(np.arange(1, base, dtype=np.float64)), 1.0 / math.log(base), q)
     out = np.empty((p.shape[0], 3))
     kernels.benford_divergences(p, q, ALPHA, out)
     return out[inverse].reshape(shape + (3,))

@@ -1,11 +1,14 @@
-"""Compiled kernels of the Benford detector: the generalized-Benford fit and the divergences.
+"""Compiled kernels of the Benford detector: the generalized-Benford fits, the divergences, distinct rows.
 
 Least-squares fit of the generalized Benford law ``p(d) = N log_b(1 + 1/(beta + d**gamma))``
-to many first-digit pmfs, one Levenberg-Marquardt run per pmf (3 parameters: the
-damped normal equations are a 3x3 system solved by Cramer's rule), and the
-divergences between the pmfs and the fitted laws. Plain functions over arrays,
-``@njit(cache=True)``, no ``fastmath``; callers validate the inputs
-(:func:`minigan.benford.digits.fit_generalized_benford`, :func:`minigan.benford.image.divergences`).
+to many first-digit pmfs, one run per pmf: Levenberg-Marquardt on the three parameters
+from (1, 1, 1) (the damped normal equations are a 3x3 system solved by Cramer's rule),
+or, by default, a start on a fixed grid and a damped Newton method on ``(beta, gamma)``
+with ``N`` solved in closed form. Then the divergences between the pmfs and the fitted
+laws, and the row keys that find the distinct pmfs (each is fitted once). Plain
+functions over arrays, ``@njit(cache=True)``, no ``fastmath``; callers validate the
+inputs (:func:`minigan.benford.digits.fit_generalized_benford`,
+:func:`minigan.benford.image.divergences`).
 """
 from __future__ import annotations
 
@@ -188,6 +191,24 @@ def generalized_benford_fit(
             theta[i, c] = th[c] if ok else np.nan
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def law_value(n, beta, gamma, log_d, inv_log_b):
+    """``N log_b(1 + 1/(beta + d**gamma))`` for one digit (``log_d = log d``): the fitted law
+    as the detector's features and their soft counterpart both evaluate it. Near the
+    domain's wall (``beta + d**gamma`` close to 0) it is ill-conditioned in the
+    parameters; one formula everywhere keeps the two paths equal to the last bit."""
+    return n * math.log1p(1.0 / (beta + math.exp(gamma * log_d))) * inv_log_b
+
+
+@njit(cache=True, error_model="numpy")
+def benford_law(theta, log_d, inv_log_b, out):
+    """The fitted laws (m, k) into ``out`` from ``theta`` (m, 3) as (N, beta, gamma); NaN rows stay NaN."""
+    m, k = out.shape
+    for i in range(m):
+        for j in range(k):
+            out[i, j] = law_value(theta[i, 0], theta[i, 1], theta[i, 2], log_d[j], inv_log_b)
+
+
 @njit(cache=True, error_model="numpy")
 def benford_divergences(p, q, alpha, out):
     """Symmetrised divergences between pmfs ``p`` and ``q`` (m, k), over the bins where
@@ -288,15 +309,19 @@ def benford_grid_start(pmf, grid_g, grid_inv_gg, grid_beta, grid_gamma, n_lo, n_
 
 
 @njit(cache=True, error_model="numpy")
-def _projected_cost(p, log_d, factor_a, factor_b, inv_log_b, n_lo, n_hi, beta, gamma, dg, u, g):
+def _projected_cost(p, nonzero, n_nonzero, log_d, factor_a, factor_b, inv_log_b, n_lo, n_hi, beta, gamma, dg, u, g):
     """Cost at (beta, gamma) with the best ``N`` in ``[n_lo, n_hi]``: returns (cost, N, N strictly inside).
 
-    Leaves ``d**gamma``, ``beta + d**gamma`` and ``g(d)`` in ``dg``, ``u``, ``g`` (see
-    :func:`_benford_cost` for the factor trick). The cost is inf outside the domain
-    ``beta + d**gamma > 0`` or when not finite.
+    ``nonzero[:n_nonzero]`` are the digits with ``p > 0``. Leaves ``d**gamma``,
+    ``beta + d**gamma`` and ``g(d)`` in ``dg``, ``u``, ``g`` (see :func:`_benford_cost`
+    for the factor trick). One pass over the digits gives ``g.g`` and ``g.g`` over the
+    digits where ``p`` is 0; the cost is then ``N**2`` times the latter plus the
+    residuals of the non-zero digits (a pmf of a small image has few), a sum of
+    non-negative terms (``p.p - 2 N g.p + N**2 g.g`` would cancel). The cost is inf
+    outside the domain ``beta + d**gamma > 0`` or when not finite.
     """
     gg = 0.0
-    gp = 0.0
+    gg_zero = 0.0
     for j in range(p.size):
         fa = factor_a[j]
         if fa == 0:
@@ -311,12 +336,18 @@ def _projected_cost(p, log_d, factor_a, factor_b, inv_log_b, n_lo, n_hi, beta, g
         gj = math.log1p(1.0 / uj) * inv_log_b
         g[j] = gj
         gg += gj * gj
-        gp += gj * p[j]
+        if p[j] == 0.0:
+            gg_zero += gj * gj
     if not (gg > 0.0 and np.isfinite(gg)):
         return np.inf, 0.0, False
+    gp = 0.0
+    for t in range(n_nonzero):
+        j = nonzero[t]
+        gp += g[j] * p[j]
     n = min(max(gp / gg, n_lo), n_hi)
-    cost = 0.0
-    for j in range(p.size):
+    cost = n * n * gg_zero
+    for t in range(n_nonzero):
+        j = nonzero[t]
         r = n * g[j] - p[j]
         cost += r * r
     if not np.isfinite(cost):
@@ -451,16 +482,21 @@ def projected_benford_fit(
     cand_u = np.empty(k)
     cand_g = np.empty(k)
     d = np.empty(11)
+    nonzero = np.empty(k, dtype=np.int64)
     log_last = log_d[k - 1]
     for i in range(m):
         p = pmf[i]
         n_iter[i] = 0
         valid = True
         total = 0.0
+        n_nonzero = 0
         for j in range(k):
             if not np.isfinite(p[j]):
                 valid = False
             total += p[j]
+            if p[j] != 0.0:
+                nonzero[n_nonzero] = j
+                n_nonzero += 1
         converged = False
         cost = np.inf
         n = np.nan
@@ -470,7 +506,7 @@ def projected_benford_fit(
             chart = log_last if gam < 0.0 else 0.0
             s = math.log(beta + math.exp(chart * gam))
             cost, n, interior = _projected_cost(
-                p, log_d, factor_a, factor_b, inv_log_b, lower[0], upper[0], beta, gam, dg, u, g
+                p, nonzero, n_nonzero, log_d, factor_a, factor_b, inv_log_b, lower[0], upper[0], beta, gam, dg, u, g
             )
             lam = 1e-3
             fresh = False
@@ -514,8 +550,8 @@ def projected_benford_fit(
                 if new_b + shift > 0.0:
                     new_s = math.log(new_b + shift)
                     new_cost, new_n, new_interior = _projected_cost(
-                        p, log_d, factor_a, factor_b, inv_log_b, lower[0], upper[0], new_b, new_g, cand_dg, cand_u,
-                        cand_g,
+                        p, nonzero, n_nonzero, log_d, factor_a, factor_b, inv_log_b, lower[0], upper[0], new_b, new_g,
+                        cand_dg, cand_u, cand_g,
                     )
                 n_iter[i] += 1
                 done = finite and abs(new_s - s) <= cur_tol * (cur_tol + abs(s)) and \
@@ -538,7 +574,7 @@ def projected_benford_fit(
                         break
                     converged = True
                     cur_tol = polish_tol
-                if not finite or lam > 1e16 or extra >= polish_iter:
+                if not finite or lam > 1e16 or (converged and extra >= polish_iter):
                     break
         ok = converged and np.isfinite(cost) and np.isfinite(n) and np.isfinite(beta) and np.isfinite(gam)
         success[i] = ok
@@ -546,3 +582,38 @@ def projected_benford_fit(
         theta[i, 0] = n if ok else np.nan
         theta[i, 1] = beta if ok else np.nan
         theta[i, 2] = gam if ok else np.nan
+
+
+# ---------------------------------------------------------------------------
+# distinct rows
+
+
+@njit(cache=True)
+def row_keys(bits, multipliers, keys):
+    """A 64-bit key of every row of ``bits`` (m, k) uint64 into ``keys`` (m,):
+    ``sum_j (b_j ^ (b_j >> 29)) * multipliers[j]`` modulo 2**64 (``multipliers`` odd).
+
+    The high half is folded into the low one first: a lone sign bit (``-0.0``) times an
+    odd number stays the sign bit, so two of them would cancel in the wrapping sum."""
+    m, k = bits.shape
+    shift = np.uint64(29)
+    for i in range(m):
+        key = np.uint64(0)
+        for j in range(k):
+            b = bits[i, j]
+            key += (b ^ (b >> shift)) * multipliers[j]
+        keys[i] = key
+
+
+@njit(cache=True)
+def rows_equal_to(bits, reference, same):
+    """``same[i]``: row ``i`` of ``bits`` (m, k) equals row ``reference[i]`` bit for bit."""
+    m, k = bits.shape
+    for i in range(m):
+        r = reference[i]
+        equal = True
+        for j in range(k):
+            if bits[i, j] != bits[r, j]:
+                equal = False
+                break
+        same[i] = equal

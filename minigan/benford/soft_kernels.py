@@ -35,6 +35,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .kernels import law_value
+
 LOG2 = math.log(2.0)
 
 
@@ -424,7 +426,7 @@ def _solve_free(hess, rhs, free, out):
 
 @njit(cache=True, error_model="numpy")
 def _polish(theta, log_d, inv_log_b, p, lower, upper, free, jac, hess, max_steps):
-    """Newton steps on the free parameters from the Levenberg-Marquardt result until the
+    """Newton steps on the free parameters from the detector's fit until the
     step is at round-off level, each kept only if it stays in the box and the domain and
     does not raise the cost; leaves ``jac``/``hess`` at the final ``theta``."""
     step = np.empty(3)
@@ -538,7 +540,7 @@ def fitted_divergences(counts, totals, theta, log_d, inv_log_b, alpha, lower, up
     """The detector's divergence features of soft digit counts, and their gradient.
 
     For each row: ``p = counts / totals`` (k digits), the generalized-Benford fit
-    ``theta`` (from :func:`minigan.benford.kernels.generalized_benford_fit` on ``p``;
+    ``theta`` (the detector's fit of ``p``, :func:`minigan.benford.digits.fit_generalized_benford`;
     NaN: failed), polished by up to ``polish_steps`` Newton steps (0: the detector's
     result as it is), ``q = N log_b(1 + 1/(beta + d^gamma))``, and
     the three divergences of :func:`_divergences_and_partials` into ``features`` (m, 3)
@@ -553,7 +555,7 @@ def fitted_divergences(counts, totals, theta, log_d, inv_log_b, alpha, lower, up
     presences ``S(2 counts - 1)`` add their own term. Adds into ``grad_counts`` (m, k)
     and ``grad_totals`` (m,); ``theta`` is overwritten by the polished fit.
 
-    The detector's Levenberg-Marquardt stops at a relative tolerance, which on a pmf
+    The detector's fit stops at a relative tolerance, which on a pmf
     of a few values can leave it in a flat valley short of the optimum; without
     polishing, the derivative is the implicit one evaluated there (exact at an
     optimum, a first-order approximation short of one).
@@ -587,7 +589,7 @@ def fitted_divergences(counts, totals, theta, log_d, inv_log_b, alpha, lower, up
             free[c] = lower[c] < th[c] < upper[c]
         fit_ok = _polish(th, log_d, inv_log_b, p, lower, upper, free, jac, hess, polish_steps)
         for j in range(k):
-            q[j] = th[0] * math.log1p(1.0 / (th[1] + math.exp(th[2] * log_d[j]))) * inv_log_b
+            q[j] = law_value(th[0], th[1], th[2], log_d[j], inv_log_b)
         for c in range(3):
             g_out[c] = grad_features[i, c]
         for j in range(k):
