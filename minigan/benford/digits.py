@@ -299,6 +299,8 @@ FIT_STARTS = ("grid", "ones")
 # Newton steps after convergence, to get the cost down to rounding (see ``_fit_distinct_rows``).
 _POLISH_TOL = 1e-14
 _POLISH_ITER = 2
+# A fit that meets ``tol`` with a larger gradient (relative to its cost) is in a valley, not at an optimum.
+_STATIONARY_GTOL = 1e-2
 
 
 def fit_generalized_benford(
@@ -398,7 +400,7 @@ def _fit_distinct_rows(
         )
         kernels.projected_benford_fit(
             distinct, starts, log_d, factor_a, factor_b, inv_log_b, _FIT_LOWER, _FIT_UPPER, max_iter, tol,
-            _POLISH_TOL, _POLISH_ITER, theta, rss, success, n_iter,
+            _STATIONARY_GTOL, _POLISH_TOL, _POLISH_ITER, theta, rss, success, n_iter,
         )
         failed = np.flatnonzero(~success)
     else:

@@ -449,8 +449,23 @@ def _damped_1d(h, e, lam):
 
 
 @njit(cache=True, error_model="numpy")
+def _stationary(d, beta, gamma, lower, upper, cost, gtol):
+    """Whether the half gradient of :func:`_projected_derivatives` (``d``) is at most ``gtol``
+    times the cost, ``s`` and ``gamma`` scaled alike (``|d s| + max(1, |gamma|) |d gamma|``),
+    leaving out a parameter on a wall of the box that the gradient pushes outwards."""
+    g_s = d[0]
+    g_g = d[1]
+    if (beta <= lower[1] and g_s > 0.0) or (beta >= upper[1] and g_s < 0.0):
+        g_s = 0.0
+        g_g = d[8]
+    if (gamma <= lower[2] and g_g > 0.0) or (gamma >= upper[2] and g_g < 0.0):
+        g_g = 0.0
+    return abs(g_s) + max(1.0, abs(gamma)) * abs(g_g) <= gtol * cost
+
+
+@njit(cache=True, error_model="numpy")
 def projected_benford_fit(
-    pmf, start, log_d, factor_a, factor_b, inv_log_b, lower, upper, max_iter, tol, polish_tol, polish_iter,
+    pmf, start, log_d, factor_a, factor_b, inv_log_b, lower, upper, max_iter, tol, gtol, polish_tol, polish_iter,
     theta, rss, success, n_iter,
 ):
     """Fit N, beta, gamma to every row of ``pmf`` (m, k) from ``start`` (m, 3) by a damped Newton
@@ -567,6 +582,13 @@ def projected_benford_fit(
                     lam = max(lam / 10.0, 1e-12)
                 else:
                     lam = lam * 10.0
+                if done and not converged and cost > 1e-24:
+                    # a tolerance met in a valley that runs into the box's wall is not an optimum:
+                    # go on along it (to the wall, or to max_iter and failure)
+                    if not fresh:
+                        _projected_derivatives(p, log_d, inv_log_b, n, interior, chart, s, gam, dg, u, g, d)
+                        fresh = True
+                    done = _stationary(d, beta, gam, lower, upper, cost, gtol)
                 if converged:
                     extra += 1
                 if done:
