@@ -373,18 +373,30 @@ def _model_derivatives(theta, log_d, inv_log_b, p, jac, hess):
 @njit(cache=True, error_model="numpy")
 def _solve_free(hess, rhs, free, out):
     """Solve ``hess[F, F] out[F] = rhs[F]`` over the free parameters ``F`` (out = 0 elsewhere)
-    by Gaussian elimination with partial pivoting; False when singular or ill-conditioned."""
+    by Gaussian elimination with partial pivoting; False when singular or ill-conditioned.
+
+    The system is first scaled symmetrically by ``1 / sqrt(|hess[i, i]|)``: the parameters'
+    scales differ by many orders of magnitude (``beta`` next to a wall of the domain
+    weighs like ``1 / (beta + d**gamma)**2``), and the test for a vanishing pivot must
+    not depend on them."""
     a = np.zeros((3, 3))
     b = np.zeros(3)
+    d = np.ones(3)
+    for i in range(3):
+        if free[i]:
+            h = abs(hess[i, i])
+            if not (h > 0.0 and np.isfinite(h)):
+                return False
+            d[i] = 1.0 / math.sqrt(h)
     scale = 0.0
     for i in range(3):
         for j in range(3):
             if free[i] and free[j]:
-                a[i, j] = hess[i, j]
-                scale = max(scale, abs(hess[i, j]))
+                a[i, j] = hess[i, j] * d[i] * d[j]
+                scale = max(scale, abs(a[i, j]))
             elif i == j:
                 a[i, j] = 1.0
-        b[i] = rhs[i] if free[i] else 0.0
+        b[i] = rhs[i] * d[i] if free[i] else 0.0
     if not scale > 0.0 or not np.isfinite(scale):
         return False
     for i in range(3):
@@ -419,8 +431,10 @@ def _solve_free(hess, rhs, free, out):
     for i in range(3):
         if not free[i]:
             out[i] = 0.0
-        elif not np.isfinite(out[i]):
-            return False
+        else:
+            out[i] *= d[i]
+            if not np.isfinite(out[i]):
+                return False
     return True
 
 
