@@ -320,8 +320,9 @@ def fit_generalized_benford(
     closed form for any ``(beta, gamma)`` (variable projection, Golub and Pereyra
     1973). The fit starts at the best point of a fixed grid of ``(beta, gamma)`` and
     runs a damped Newton method on the two of them
-    (:func:`minigan.benford.kernels.projected_benford_fit`), then polishes the
-    converged point for a few more steps with ``tol = 1e-14``; a pmf whose run fails
+    (:func:`minigan.benford.kernels.projected_benford_fit`); ``tol`` met where the
+    gradient is still large (a valley running into the box's wall) does not stop it.
+    It then polishes the converged point for a few more steps with ``tol = 1e-14``; a pmf whose run fails
     is fitted again as with ``start="ones"``. ``start="ones"``: Levenberg-Marquardt
     on all three parameters from ``N = beta = gamma = 1``, as in the ICPR 2020 recipe
     (:func:`minigan.benford.kernels.generalized_benford_fit`); it converges in far

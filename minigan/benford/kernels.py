@@ -483,7 +483,8 @@ def projected_benford_fit(
 
     Converged as :func:`generalized_benford_fit` (an accepted step whose relative cost
     decrease is at most ``tol``, a step at most ``tol (tol + |x|)`` in both coordinates, or a
-    cost at most 1e-24); the fit then goes on with ``polish_tol`` for at most
+    cost at most 1e-24), and, but for the last case, at a point whose gradient is at most
+    ``gtol`` times the cost (:func:`_stationary`); the fit then goes on with ``polish_tol`` for at most
     ``polish_iter`` more steps, ending at its best point. Gives up (success False, NaN)
     when the damping exceeds 1e16, a step is not finite, or after ``max_iter`` steps
     without converging. Writes ``theta`` (m, 3), ``rss`` (m,), ``success`` (m,),
