@@ -290,3 +290,24 @@ def test_distinct_rows_groups_rows_that_collide_in_the_hash(monkeypatch):
     monkeypatch.undo()
     np.testing.assert_array_equal(x[first][inverse], x)
     assert first.size == 3 and inverse[1] == inverse[2] and inverse[4] == inverse[5] and inverse[0] == inverse[3]
+
+
+@pytest.mark.parametrize(
+    "pmf", [[0.7317, 0.2683] + [0.0] * 7, [0.6, 0.3, 0.1] + [0.0] * 6, [0.0, 0.3, 0.7] + [0.0] * 6]
+)
+def test_grid_fit_of_a_few_digits_ends_at_an_optimum_not_short_of_one(pmf):
+    # a pmf of two or three digits is fitted ever better along a valley that runs into the box's
+    # wall; the fit must not stop in it because one step there gains little: every parameter not
+    # on a wall has a gradient at most 1e-2 of the cost (scaled by the parameter)
+    from minigan.benford.soft_kernels import _model_derivatives
+
+    p = np.asarray(pmf, dtype=np.float64)
+    fit = fit_generalized_benford(p, 10)
+    assert fit.success
+    theta = np.array([fit.N, fit.beta, fit.gamma], dtype=np.float64)
+    jac, hess = np.empty((9, 3)), np.empty((3, 3))
+    cost, *grad, ok = _model_derivatives(theta.copy(), np.log(np.arange(1.0, 10.0)), 1 / math.log(10), p, jac, hess)
+    assert ok
+    free = (theta > _FIT_LOWER * (1 - 1e-12) + 1e-12) & (theta < _FIT_UPPER * (1 - 1e-12))
+    scaled = np.abs(np.array(grad) * theta)[free]
+    assert np.all(scaled <= 1e-2 * cost + 1e-18), (theta, grad, cost)

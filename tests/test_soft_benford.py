@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import minigan as mg
 from minigan.benford import soft_kernels as SK
 from minigan.benford.digits import _FIT_LOWER, _FIT_UPPER, fit_generalized_benford, generalized_benford_pmf
-from minigan.benford.image import _dct_basis, _fitted_divergences, divergences, quantization_table, zigzag_order
+from minigan.benford.image import _dct_basis, _fitted_divergences, quantization_table, zigzag_order
 from minigan.benford.soft import SoftBenford, hard_statistics, smooth_step, smooth_step_slope
 from minigan.testing import seeds
 from shared import textured
