@@ -14,7 +14,7 @@ from minigan.benford import (
     roc_curve,
     tpr_at_fpr,
 )
-from minigan.benford.image import _dct_matrix, quantization_table
+from minigan.benford.image import _dct_matrix, image_features, quantization_table
 from minigan.errors import NotFittedError
 from minigan.serialization import FileFormatError, save_npz
 
@@ -411,3 +411,29 @@ def test_a_model_saved_before_the_image_domain_was_recorded_still_loads(benford_
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing to compare with: no warning
         old.predict_proba(textured(1, 160, seed=3))
+
+
+def test_a_model_saved_before_fit_start_existed_loads_with_the_features_it_was_trained_on(
+    benford_model, data, tmp_path
+):
+    from minigan.serialization import load_npz
+
+    _, _, xt, _ = data
+    benford_model.save(tmp_path / "new.npz")
+    assert load_detector(tmp_path / "new.npz").fit_start == "grid"
+    arrays, meta = load_npz(tmp_path / "new.npz", kind="benford-detector")
+    del meta["settings"]["fit_start"]  # the settings as minigan wrote them before
+    meta.pop("minigan_format")
+    save_npz(tmp_path / "old.npz", arrays, meta, kind="benford-detector")
+    old = load_detector(tmp_path / "old.npz")
+    assert old.fit_start == "ones"
+    np.testing.assert_array_equal(old.features(xt), image_features(xt, fit_start="ones", **old._feature_kwargs()))
+    assert not np.array_equal(old.features(xt), benford_model.features(xt), equal_nan=True)
+
+
+def test_fit_start_is_checked_at_fit(data):
+    x, y, _, _ = data
+    with pytest.raises(ValueError, match="fit_start must be one of 'grid', 'ones'"):
+        BenfordDetector(fit_start="best", **FAST).fit(x, y)
+    with pytest.raises(ValueError, match="fit_start must be one of"):
+        image_features(x[:2], fit_start=None)

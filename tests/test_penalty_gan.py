@@ -16,7 +16,7 @@ import minigan as mg
 from minigan import penalties
 from minigan.losses import BCEWithLogits, Wasserstein
 from minigan.models import build_gan, gan_from_record, mlp_discriminator, mlp_generator
-from minigan.objectives import WGANGPObjective, objective_config
+from minigan.objectives import WGANGPObjective
 from minigan.optim import Adam
 from minigan.settings import resolve
 from minigan.terms import R1Penalty, WGANGradientPenalty, term_from_config

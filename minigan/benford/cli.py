@@ -13,7 +13,7 @@ import signal
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -458,7 +458,7 @@ def run_detect_predict(args: argparse.Namespace) -> int:
     if log is not None:
         print(f"rows in {args.csv}" + (" (with the files of the earlier run)" if args.resume and log.done else ""))
     if stop.signal is not None:
-        where = f"; run the same command with --resume to continue" if log is not None else ""
+        where = "; run the same command with --resume to continue" if log is not None else ""
         print(f"interrupted: every scored row is kept{where}", file=sys.stderr)
         return 130 if stop.signal == signal.SIGINT else 143
     if tally.scored == 0 and not (log is not None and log.done):

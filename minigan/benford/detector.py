@@ -37,6 +37,7 @@ import numpy as np
 from .._validation import check_choice, check_int, check_real, describe
 from ..errors import NotFittedError
 from ..serialization import FileFormatError, load_npz, save_npz
+from .digits import FIT_STARTS
 from .evaluation import accuracy
 from .image import (
     DEFAULT_BASES,
@@ -388,6 +389,10 @@ class BenfordDetector(_NetworkDetector):
         Adam training on class-balanced mini-batches.
     seed : int
         Source of the initial weights, dropout masks and batch order.
+    fit_start : {"grid", "ones"}
+        How the generalized-Benford law is fitted (``fit_start`` of
+        :func:`~minigan.benford.image.image_features`). A model saved before this
+        setting existed was trained on ``"ones"`` features and loads with ``"ones"``.
 
     Attributes
     ----------
@@ -421,11 +426,13 @@ class BenfordDetector(_NetworkDetector):
         batch_size: int = 64,
         lr: float = 1e-3,
         seed: int = 0,
+        fit_start: str = "grid",
     ) -> None:
         super().__init__(
             hidden=hidden, dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
             value_range=value_range,
         )
+        self.fit_start = fit_start
         self.quality_factors = quality_factors
         self.bases = bases
         self.n_coefficients = n_coefficients
@@ -438,6 +445,7 @@ class BenfordDetector(_NetworkDetector):
         _check_flag(self.nonzero_shares, "nonzero_shares")
         _check_flag(self.unquantized_shares, "unquantized_shares")
         _check_quality_range(self.jpeg_augment)
+        check_choice(self.fit_start, "fit_start", FIT_STARTS)
 
     def _feature_kwargs(self) -> dict[str, Any]:
         """The arguments of :func:`~minigan.benford.image.image_features` (validated there)."""
@@ -454,7 +462,7 @@ class BenfordDetector(_NetworkDetector):
     def features(self, images: Any) -> np.ndarray:
         """The raw (unstandardized) features of ``images``, shape (n_images, n_features),
         without the warnings of :meth:`predict_proba` (see :meth:`decision_function_of_features`)."""
-        return image_features(images, value_range=self.value_range, **self._feature_kwargs())
+        return image_features(images, value_range=self.value_range, fit_start=self.fit_start, **self._feature_kwargs())
 
     def _raw_features(self, images: Any) -> np.ndarray:
         features = self.features(images)
@@ -527,6 +535,7 @@ class BenfordDetector(_NetworkDetector):
             "unquantized_shares": _check_flag(self.unquantized_shares, "unquantized_shares"),
             "jpeg_augment": None if jpeg_augment is None else list(jpeg_augment),
             "image_domain": getattr(self, "image_domain_", None),
+            "fit_start": check_choice(self.fit_start, "fit_start", FIT_STARTS),
         }
 
     @classmethod
@@ -540,6 +549,8 @@ class BenfordDetector(_NetworkDetector):
             "nonzero_shares": bool(settings.get("nonzero_shares", False)),
             "unquantized_shares": bool(settings.get("unquantized_shares", False)),
             "jpeg_augment": None if jpeg_augment is None else tuple(jpeg_augment),
+            # absent: a model saved before it existed, trained on features fitted from (1, 1, 1)
+            "fit_start": settings.get("fit_start", "ones"),
         }
 
     def _load_fitted_settings(self, settings: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ counted.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -293,20 +294,39 @@ _FIT_LOWER = np.array([-1e6, -1.0 + 1e-9, -50.0])
 _FIT_UPPER = np.array([1e6, 1e6, 50.0])
 
 
+FIT_STARTS = ("grid", "ones")
+
+# Newton steps after convergence, to get the cost down to rounding (see ``_fit_distinct_rows``).
+_POLISH_TOL = 1e-14
+_POLISH_ITER = 2
+# A fit that meets ``tol`` with a larger gradient (relative to its cost) is in a valley, not at an optimum.
+_STATIONARY_GTOL = 1e-2
+
+
 def fit_generalized_benford(
-    pmf: Any, base: int = 10, *, max_iter: int = 200, tol: float = 1.5e-8
+    pmf: Any, base: int = 10, *, max_iter: int = 200, tol: float = 1.5e-8, start: str = "grid"
 ) -> GeneralizedBenfordFit:
     """Fit ``N, beta, gamma`` of the generalized Benford law to first-digit pmfs.
 
-    Levenberg-Marquardt, one run per pmf in a compiled loop over the batch
-    (:func:`minigan.benford.kernels.generalized_benford_fit`), started at
-    ``N = beta = gamma = 1`` as in the ICPR 2020 recipe. Steps that make ``beta + d**gamma <= 0`` for some digit are
-    refused, and the parameters are kept in the box ``|N| <= 1e6``,
-    ``-1 < beta <= 1e6``, ``|gamma| <= 50``: a pmf with only one or two non-zero
-    digits is fitted ever better as the parameters grow, and its fit stops at
-    the box's wall. A pmf that is not finite, sums to zero, or whose fit does not
-    converge within ``max_iter`` steps gets ``success=False`` and NaN
-    parameters; nothing is raised for it, so one bad pmf never stops a batch.
+    Least squares, one compiled run per distinct pmf. Steps that make
+    ``beta + d**gamma <= 0`` for some digit are refused, and the parameters are kept
+    in the box ``|N| <= 1e6``, ``-1 < beta <= 1e6``, ``|gamma| <= 50``: a pmf with only
+    a few non-zero digits is fitted ever better as the parameters grow, and its fit
+    stops at the box's wall. A pmf that is not finite, sums to zero, or whose fit
+    does not converge gets ``success=False`` and NaN parameters; nothing is raised
+    for it, so one bad pmf never stops a batch.
+
+    ``start="grid"`` (the default): the law is linear in ``N``, so ``N`` is solved in
+    closed form for any ``(beta, gamma)`` (variable projection, Golub and Pereyra
+    1973). The fit starts at the best point of a fixed grid of ``(beta, gamma)`` and
+    runs a damped Newton method on the two of them
+    (:func:`minigan.benford.kernels.projected_benford_fit`); ``tol`` met where the
+    gradient is still large (a valley running into the box's wall) does not stop it.
+    It then polishes the converged point for a few more steps with ``tol = 1e-14``; a pmf whose run fails
+    is fitted again as with ``start="ones"``. ``start="ones"``: Levenberg-Marquardt
+    on all three parameters from ``N = beta = gamma = 1``, as in the ICPR 2020 recipe
+    (:func:`minigan.benford.kernels.generalized_benford_fit`); it converges in far
+    more steps, often to a higher cost, and fails more often.
 
     Parameters
     ----------
@@ -314,25 +334,28 @@ def fit_generalized_benford(
         Observed first-digit proportions for digits ``1..base-1``.
     base : int
     max_iter : int
-        Iterations (each one a single damped Gauss-Newton step per pmf).
+        Steps per run (each one damped Newton or Gauss-Newton step per pmf).
     tol : float
         Convergence (MINPACK's default ``ftol``/``xtol``): relative decrease of the
         residual sum of squares below ``tol`` on an accepted step, or a step
         smaller than ``tol`` relative to the parameters.
+    start : {"grid", "ones"}
+        Where the fit starts, see above.
 
     Returns
     -------
     GeneralizedBenfordFit
-        Arrays of shape (...).
+        Arrays of shape (...); ``n_iter`` counts the steps of both runs.
     """
     b = _check_base(base)
     max_iter = check_int(max_iter, "max_iter", minimum=1)
     tol = check_real(tol, "tol", minimum=0.0)
+    start = check_choice(start, "start", FIT_STARTS)
     p = np.asarray(pmf, dtype=np.float64)
     if p.ndim == 0 or p.shape[-1] != b - 1:
         raise ValueError(f"pmf must have shape (..., {b - 1}) for base {b}, got shape {p.shape}")
     shape = p.shape[:-1]
-    inverse, theta, rss, success, n_iter = _fit_distinct_rows(p.reshape(-1, b - 1), b, max_iter, tol)[1:]
+    inverse, theta, rss, success, n_iter = _fit_distinct_rows(p.reshape(-1, b - 1), b, max_iter, tol, start)[1:]
     return GeneralizedBenfordFit(
         N=theta[inverse, 0].reshape(shape),
         beta=theta[inverse, 1].reshape(shape),
@@ -344,7 +367,7 @@ def fit_generalized_benford(
 
 
 def _fit_distinct_rows(
-    p: np.ndarray, base: int, max_iter: int = 200, tol: float = 1.5e-8
+    p: np.ndarray, base: int, max_iter: int = 200, tol: float = 1.5e-8, start: str = "grid"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The fit of every distinct row of ``p`` (m, base-1), validated by the caller.
 
@@ -369,11 +392,65 @@ def _fit_distinct_rows(
     n_iter = np.empty(m, dtype=np.int64)
     log_d = np.log(np.arange(1, base, dtype=np.float64))
     factor_a, factor_b = _digit_factors(base)
-    kernels.generalized_benford_fit(
-        distinct, log_d, factor_a, factor_b, 1.0 / math.log(base), _FIT_LOWER, _FIT_UPPER, max_iter, tol,
-        theta, rss, success, n_iter,
-    )
+    inv_log_b = 1.0 / math.log(base)
+    if start == "grid":
+        grid_g, grid_inv_gg, grid_beta, grid_gamma = _start_grid(base)
+        starts = np.empty((m, 3))
+        kernels.benford_grid_start(
+            distinct, grid_g, grid_inv_gg, grid_beta, grid_gamma, _FIT_LOWER[0], _FIT_UPPER[0], starts
+        )
+        kernels.projected_benford_fit(
+            distinct, starts, log_d, factor_a, factor_b, inv_log_b, _FIT_LOWER, _FIT_UPPER, max_iter, tol,
+            _STATIONARY_GTOL, _POLISH_TOL, _POLISH_ITER, theta, rss, success, n_iter,
+        )
+        failed = np.flatnonzero(~success)
+    else:
+        n_iter[:] = 0
+        failed = np.arange(m)
+    if failed.size:
+        again = np.ascontiguousarray(distinct[failed])
+        theta_f, rss_f = np.empty((failed.size, 3)), np.empty(failed.size)
+        success_f, n_iter_f = np.empty(failed.size, dtype=np.bool_), np.empty(failed.size, dtype=np.int64)
+        kernels.generalized_benford_fit(
+            again, log_d, factor_a, factor_b, inv_log_b, _FIT_LOWER, _FIT_UPPER, max_iter, tol,
+            theta_f, rss_f, success_f, n_iter_f,
+        )
+        theta[failed], rss[failed], success[failed] = theta_f, rss_f, success_f
+        n_iter[failed] += n_iter_f
     return first, inverse, theta, rss, success, n_iter
+
+
+@functools.lru_cache(maxsize=None)
+def _start_grid(base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The start points of the fit for one base: ``g`` (base-1, n_grid) and ``1 / sum g**2``
+    (n_grid,) at each point, its beta and gamma (n_grid,); read-only.
+
+    ``gamma``: 0, +-(6 values log-spaced over 1e-6..50), 8 values over 0.1..3 and 4
+    log-spaced over 3..20 (where most fits end). ``beta``: ``eps - 1`` for ``gamma >= 0``
+    and ``eps - (base-1)**gamma`` for ``gamma < 0``, with ``eps`` (the smallest
+    ``beta + d**gamma``) log-spaced over 1e-9..1e6 in 11 values (fits end close to
+    ``eps = 0``, where one digit takes the mass, and at the wall ``beta = 1e6``), plus 3
+    values of ``beta`` over -0.9..1; clipped to the box, only points inside the domain kept.
+    About 330 points: a finer grid (about 5,000) saves a few Newton steps but costs more
+    than they do.
+    """
+    eps = np.logspace(-9.0, 6.0, 11)
+    gamma_abs = np.logspace(-6.0, math.log10(50.0), 6)
+    gammas = np.unique(np.r_[-gamma_abs, 0.0, gamma_abs, np.linspace(0.1, 3.0, 8), np.geomspace(3.0, 20.0, 4)])
+    e, gam = (a.ravel() for a in np.meshgrid(eps, gammas, indexing="ij"))
+    beta = np.where(gam < 0, e - (base - 1.0) ** np.minimum(gam, 0.0), e - 1.0)
+    plain_beta, plain_gamma = (a.ravel() for a in np.meshgrid(np.linspace(-0.9, 1.0, 3), gammas, indexing="ij"))
+    beta = np.clip(np.r_[beta, plain_beta], _FIT_LOWER[1], _FIT_UPPER[1])
+    gam = np.r_[gam, plain_gamma]
+    d = np.arange(1, base, dtype=np.float64)[:, None]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        g = np.log1p(1.0 / (beta + d**gam)) / math.log(base)
+    keep = np.isfinite(g).all(axis=0) & (g > 0).all(axis=0)
+    g = np.ascontiguousarray(g[:, keep])
+    arrays = (g, 1.0 / np.einsum("ij,ij->j", g, g), np.ascontiguousarray(beta[keep]), np.ascontiguousarray(gam[keep]))
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
 
 
 def _digit_factors(base: int) -> tuple[np.ndarray, np.ndarray]:
@@ -401,15 +478,16 @@ def _distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     grouped among themselves by their bytes. ``0.0`` and ``-0.0``, or two NaNs
     with different payloads, are different rows here.
     """
-    bits = np.ascontiguousarray(x).view(np.uint64)
+    from . import kernels
+
+    bits = np.ascontiguousarray(x, dtype=np.float64).view(np.uint64)
     multipliers = np.random.default_rng(0x5EED).integers(1, 2**63, size=x.shape[1], dtype=np.uint64) | np.uint64(1)
-    # fold the high half into the low one first: a lone sign bit (-0.0) times an odd number stays the
-    # sign bit, so two of them would cancel in the wrapping sum
-    mixed = bits ^ (bits >> np.uint64(29))
-    key = (mixed * multipliers).sum(axis=1, dtype=np.uint64)  # wraps modulo 2**64
+    key = np.empty(x.shape[0], dtype=np.uint64)
+    kernels.row_keys(bits, multipliers, key)
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
-    same = (bits == bits[first[inverse]]).all(axis=1)
+    same = np.empty(x.shape[0], dtype=np.bool_)
+    kernels.rows_equal_to(bits, first[inverse], same)
     if not same.all():
         extra = np.flatnonzero(~same)
         rows = np.ascontiguousarray(bits[extra]).view(np.dtype((np.void, 8 * x.shape[1]))).reshape(-1)

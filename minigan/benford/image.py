@@ -38,8 +38,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .._validation import check_int, check_real, describe
-from .digits import first_digits, generalized_benford_pmf
+from .._validation import check_choice, check_int, check_real, describe
+from .digits import FIT_STARTS, first_digits
 
 DEFAULT_QUALITY_FACTORS = (80, 85, 90, 95, 100)
 DEFAULT_BASES = (10, 20, 40, 60)
@@ -442,6 +442,7 @@ def image_features(
     value_range: tuple[float, float] | None = None,
     nonzero_shares: bool = False,
     unquantized_shares: bool = False,
+    fit_start: str = "grid",
 ) -> np.ndarray:
     """Benford features of images (the ICPR 2020 recipe; see the module docstring).
 
@@ -473,6 +474,13 @@ def image_features(
         all. A perfectly flat block (an exact-black background) has none; a
         generator's faint background residue, which quantization rounds away,
         gives every block digits.
+    fit_start : {"grid", "ones"}
+        How the generalized-Benford law is fitted (``start`` of
+        :func:`~minigan.benford.digits.fit_generalized_benford`): ``"ones"`` is the
+        ICPR 2020 recipe; ``"grid"`` converges in far fewer steps, fails less
+        often and reaches a lower residual on many histograms (a higher one, in
+        another local minimum, on about 0.1% of those of 28x28 digits). The
+        divergences differ between the two.
 
     Returns
     -------
@@ -495,6 +503,7 @@ def image_features(
     qfs, bs, n_coef = _check_feature_args(quality_factors, bases, n_coefficients)
     with_shares = _check_flag(nonzero_shares, "nonzero_shares")
     with_raw_shares = _check_flag(unquantized_shares, "unquantized_shares")
+    fit_start = check_choice(fit_start, "fit_start", FIT_STARTS)
     positions = zigzag_order(n_coef + 1)[1:]
     basis = _dct_basis(positions)
     tables = np.stack([quantization_table(q).ravel()[positions] for q in qfs]).astype(np.float64)
@@ -523,7 +532,7 @@ def image_features(
             totals = digit_counts.sum(axis=-1, keepdims=True)
             with np.errstate(invalid="ignore", divide="ignore"):
                 pmf = digit_counts / totals  # NaN rows where the coefficient was always 0
-            feats[:, :, j] = _fitted_divergences(pmf, base)
+            feats[:, :, j] = _fitted_divergences(pmf, base, fit_start)
         columns = [feats.reshape(n, -1)]
         blocks_per_image = per_image.astype(np.float64)
         if with_shares:
@@ -535,21 +544,24 @@ def image_features(
     return np.concatenate(parts, axis=0)
 
 
-def _fitted_divergences(pmf: np.ndarray, base: int) -> np.ndarray:
+def _fitted_divergences(pmf: np.ndarray, base: int, start: str = "grid") -> np.ndarray:
     """:func:`divergences` between every pmf (..., base-1) and its generalized-Benford fit, shape (..., 3).
 
     The fit, the fitted law and the divergences are computed once per distinct pmf
-    (small images repeat their histograms) and spread back: the same numbers as
-    ``divergences(pmf, fit_generalized_benford(pmf, base).pmf(base))``.
+    (small images repeat their histograms) and spread back:
+    ``divergences(pmf, fit_generalized_benford(pmf, base, start=start).pmf(base))``, with the
+    law evaluated by :func:`minigan.benford.kernels.law_value` (the formula the soft
+    features use, so that the two agree to the last bit).
     """
     from . import kernels
     from .digits import _fit_distinct_rows
 
     shape = pmf.shape[:-1]
     rows = np.ascontiguousarray(pmf.reshape(-1, base - 1))
-    first, inverse, theta, _, _, _ = _fit_distinct_rows(rows, base)
+    first, inverse, theta, _, _, _ = _fit_distinct_rows(rows, base, start=start)
     p = np.ascontiguousarray(rows[first])
-    q = np.ascontiguousarray(generalized_benford_pmf(theta[:, 0], theta[:, 1], theta[:, 2], base))
+    q = np.empty_like(p)
+    kernels.benford_law(theta, np.log(np.arange(1, base, dtype=np.float64)), 1.0 / math.log(base), q)
     out = np.empty((p.shape[0], 3))
     kernels.benford_divergences(p, q, ALPHA, out)
     return out[inverse].reshape(shape + (3,))

@@ -68,14 +68,15 @@ class SoftBenfordFeatures:
     Parameters
     ----------
     detector : BenfordDetector
-        Fitted; its ``quality_factors``, ``bases``, ``n_coefficients``,
+        Fitted; its ``quality_factors``, ``bases``, ``n_coefficients``, ``fit_start``,
         ``nonzero_shares``, ``unquantized_shares`` and ``mean_`` are read.
     image_shape : (h, w)
     temperature, gate_width, share_width, round_pixels, hard_shares :
         As :class:`~minigan.benford.soft.SoftBenford`.
     polish_fit : bool
-        Move each fit from the detector's Levenberg-Marquardt result to the exact
-        optimum (Newton steps) before using and differentiating it. Off by default:
+        Move each fit from the detector's result (the fit its ``fit_start`` names, converged
+        to a relative tolerance) to the exact optimum (Newton steps) before using and
+        differentiating it. Off by default:
         the features then equal the detector's in the limit of small widths; on, they
         are a smooth function of the pixels (what a finite-difference check needs).
 
@@ -126,7 +127,7 @@ class SoftBenfordFeatures:
             totals = np.ascontiguousarray(stats.totals.reshape(-1))
             with np.errstate(invalid="ignore", divide="ignore"):
                 pmf = counts / totals[:, None]
-            fit = fit_generalized_benford(pmf, base)
+            fit = fit_generalized_benford(pmf, base, start=self.detector.fit_start)
             theta = np.ascontiguousarray(np.stack([fit.N, fit.beta, fit.gamma], axis=1))
             out = np.empty((counts.shape[0], 3))
             log_d = np.log(np.arange(1, base, dtype=np.float64))

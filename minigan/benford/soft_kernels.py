@@ -35,6 +35,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .kernels import law_value
+
 LOG2 = math.log(2.0)
 
 
@@ -371,18 +373,30 @@ def _model_derivatives(theta, log_d, inv_log_b, p, jac, hess):
 @njit(cache=True, error_model="numpy")
 def _solve_free(hess, rhs, free, out):
     """Solve ``hess[F, F] out[F] = rhs[F]`` over the free parameters ``F`` (out = 0 elsewhere)
-    by Gaussian elimination with partial pivoting; False when singular or ill-conditioned."""
+    by Gaussian elimination with partial pivoting; False when singular or ill-conditioned.
+
+    The system is first scaled symmetrically by ``1 / sqrt(|hess[i, i]|)``: the parameters'
+    scales differ by many orders of magnitude (``beta`` next to a wall of the domain
+    weighs like ``1 / (beta + d**gamma)**2``), and the test for a vanishing pivot must
+    not depend on them."""
     a = np.zeros((3, 3))
     b = np.zeros(3)
+    d = np.ones(3)
+    for i in range(3):
+        if free[i]:
+            h = abs(hess[i, i])
+            if not (h > 0.0 and np.isfinite(h)):
+                return False
+            d[i] = 1.0 / math.sqrt(h)
     scale = 0.0
     for i in range(3):
         for j in range(3):
             if free[i] and free[j]:
-                a[i, j] = hess[i, j]
-                scale = max(scale, abs(hess[i, j]))
+                a[i, j] = hess[i, j] * d[i] * d[j]
+                scale = max(scale, abs(a[i, j]))
             elif i == j:
                 a[i, j] = 1.0
-        b[i] = rhs[i] if free[i] else 0.0
+        b[i] = rhs[i] * d[i] if free[i] else 0.0
     if not scale > 0.0 or not np.isfinite(scale):
         return False
     for i in range(3):
@@ -417,14 +431,16 @@ def _solve_free(hess, rhs, free, out):
     for i in range(3):
         if not free[i]:
             out[i] = 0.0
-        elif not np.isfinite(out[i]):
-            return False
+        else:
+            out[i] *= d[i]
+            if not np.isfinite(out[i]):
+                return False
     return True
 
 
 @njit(cache=True, error_model="numpy")
 def _polish(theta, log_d, inv_log_b, p, lower, upper, free, jac, hess, max_steps):
-    """Newton steps on the free parameters from the Levenberg-Marquardt result until the
+    """Newton steps on the free parameters from the detector's fit until the
     step is at round-off level, each kept only if it stays in the box and the domain and
     does not raise the cost; leaves ``jac``/``hess`` at the final ``theta``."""
     step = np.empty(3)
@@ -538,7 +554,7 @@ def fitted_divergences(counts, totals, theta, log_d, inv_log_b, alpha, lower, up
     """The detector's divergence features of soft digit counts, and their gradient.
 
     For each row: ``p = counts / totals`` (k digits), the generalized-Benford fit
-    ``theta`` (from :func:`minigan.benford.kernels.generalized_benford_fit` on ``p``;
+    ``theta`` (the detector's fit of ``p``, :func:`minigan.benford.digits.fit_generalized_benford`;
     NaN: failed), polished by up to ``polish_steps`` Newton steps (0: the detector's
     result as it is), ``q = N log_b(1 + 1/(beta + d^gamma))``, and
     the three divergences of :func:`_divergences_and_partials` into ``features`` (m, 3)
@@ -553,7 +569,7 @@ def fitted_divergences(counts, totals, theta, log_d, inv_log_b, alpha, lower, up
     presences ``S(2 counts - 1)`` add their own term. Adds into ``grad_counts`` (m, k)
     and ``grad_totals`` (m,); ``theta`` is overwritten by the polished fit.
 
-    The detector's Levenberg-Marquardt stops at a relative tolerance, which on a pmf
+    The detector's fit stops at a relative tolerance, which on a pmf
     of a few values can leave it in a flat valley short of the optimum; without
     polishing, the derivative is the implicit one evaluated there (exact at an
     optimum, a first-order approximation short of one).
@@ -587,7 +603,7 @@ def fitted_divergences(counts, totals, theta, log_d, inv_log_b, alpha, lower, up
             free[c] = lower[c] < th[c] < upper[c]
         fit_ok = _polish(th, log_d, inv_log_b, p, lower, upper, free, jac, hess, polish_steps)
         for j in range(k):
-            q[j] = th[0] * math.log1p(1.0 / (th[1] + math.exp(th[2] * log_d[j]))) * inv_log_b
+            q[j] = law_value(th[0], th[1], th[2], log_d[j], inv_log_b)
         for c in range(3):
             g_out[c] = grad_features[i, c]
         for j in range(k):
