@@ -17,6 +17,30 @@ import math
 import numpy as np
 from numba import njit
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _law_terms(j, log_d, factor_a, factor_b, inv_log_b, beta, gamma, dg, u, g):
+    """``d**gamma``, ``beta + d**gamma`` and ``g(d) = log_b(1 + 1/(beta + d**gamma))`` of digit
+    ``d = j + 1`` into ``dg[j]``, ``u[j]``, ``g[j]``; False (nothing written to ``u``, ``g``)
+    outside the domain ``beta + d**gamma > 0``.
+
+    ``d**gamma`` of a composite digit is the product of its factors' powers
+    (``factor_a[j] * factor_b[j] == j + 1``, both 1-based and smaller, already in ``dg``);
+    a prime (``factor_a[j] == 0``) pays one ``exp``.
+    """
+    fa = factor_a[j]
+    if fa == 0:
+        dgj = math.exp(gamma * log_d[j])
+    else:
+        dgj = dg[fa - 1] * dg[factor_b[j] - 1]
+    dg[j] = dgj
+    uj = beta + dgj
+    if not uj > 0.0:
+        return False
+    u[j] = uj
+    g[j] = math.log1p(1.0 / uj) * inv_log_b
+    return True
+
+
 @njit(cache=True, error_model="numpy")
 def _benford_cost(p, log_d, factor_a, factor_b, inv_log_b, n, beta, gamma, dg, u, g, bound):
     """Cost ``sum (N g(d) - p(d))**2`` at (n, beta, gamma), inf outside the domain
@@ -28,25 +52,13 @@ def _benford_cost(p, log_d, factor_a, factor_b, inv_log_b, n, beta, gamma, dg, u
     give: the evaluation stops there and returns inf (the caller only compares it
     with ``bound``; ``dg``, ``u``, ``g`` are then partly stale and unused).
 
-    ``d**gamma`` of a composite digit is the product of its factors' powers
-    (``factor_a[j] * factor_b[j] == j + 1``, both 1-based and smaller); a prime
-    (``factor_a[j] == 0``) pays one ``exp``.
+    The law's terms come from :func:`_law_terms` (composite digits' powers as products).
     """
     cost = 0.0
     for j in range(p.size):
-        fa = factor_a[j]
-        if fa == 0:
-            dgj = math.exp(gamma * log_d[j])
-        else:
-            dgj = dg[fa - 1] * dg[factor_b[j] - 1]
-        dg[j] = dgj
-        uj = beta + dgj
-        if not uj > 0.0:
+        if not _law_terms(j, log_d, factor_a, factor_b, inv_log_b, beta, gamma, dg, u, g):
             return np.inf
-        u[j] = uj
-        gj = math.log1p(1.0 / uj) * inv_log_b
-        g[j] = gj
-        r = n * gj - p[j]
+        r = n * g[j] - p[j]
         cost += r * r
         if cost >= bound:
             return np.inf
@@ -313,9 +325,9 @@ def _projected_cost(p, nonzero, n_nonzero, log_d, factor_a, factor_b, inv_log_b,
     """Cost at (beta, gamma) with the best ``N`` in ``[n_lo, n_hi]``: returns (cost, N, N strictly inside).
 
     ``nonzero[:n_nonzero]`` are the digits with ``p > 0``. Leaves ``d**gamma``,
-    ``beta + d**gamma`` and ``g(d)`` in ``dg``, ``u``, ``g`` (see :func:`_benford_cost`
-    for the factor trick). One pass over the digits gives ``g.g`` and ``g.g`` over the
-    digits where ``p`` is 0; the cost is then ``N**2`` times the latter plus the
+    ``beta + d**gamma`` and ``g(d)`` in ``dg``, ``u``, ``g`` (:func:`_law_terms`). One
+    pass over the digits gives ``g.g`` and ``g.g`` over the digits where ``p`` is 0;
+    the cost is then ``N**2`` times the latter plus the
     residuals of the non-zero digits (a pmf of a small image has few), a sum of
     non-negative terms (``p.p - 2 N g.p + N**2 g.g`` would cancel). The cost is inf
     outside the domain ``beta + d**gamma > 0`` or when not finite.
@@ -323,18 +335,9 @@ def _projected_cost(p, nonzero, n_nonzero, log_d, factor_a, factor_b, inv_log_b,
     gg = 0.0
     gg_zero = 0.0
     for j in range(p.size):
-        fa = factor_a[j]
-        if fa == 0:
-            dgj = math.exp(gamma * log_d[j])
-        else:
-            dgj = dg[fa - 1] * dg[factor_b[j] - 1]
-        dg[j] = dgj
-        uj = beta + dgj
-        if not uj > 0.0:
+        if not _law_terms(j, log_d, factor_a, factor_b, inv_log_b, beta, gamma, dg, u, g):
             return np.inf, 0.0, False
-        u[j] = uj
-        gj = math.log1p(1.0 / uj) * inv_log_b
-        g[j] = gj
+        gj = g[j]
         gg += gj * gj
         if p[j] == 0.0:
             gg_zero += gj * gj
