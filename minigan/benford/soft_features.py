@@ -17,7 +17,7 @@ Where the detector makes a hard decision the soft map makes a smooth one:
   coefficient that appears does not jump from the imputed mean to its divergence;
 * the detector's divergences skip digits that do not occur; the soft ones weight each
   digit by ``S(2 count - 1)``, which is that rule on integer counts;
-* the fit: the Levenberg-Marquardt result of the detector's own kernel, polished by
+* the fit: the detector's own fit (the one its ``fit_start`` names), optionally polished by
   Newton steps to the optimum, is differentiated implicitly
   (``d theta / d p = 2 H^-1 J^T``, see :func:`minigan.benford.soft_kernels.fitted_divergences`);
   parameters held at the fit's box walls stay fixed;
