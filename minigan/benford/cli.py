@@ -333,8 +333,10 @@ def _dask_client(args: argparse.Namespace) -> Any:
             raise RuntimeError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}") from None
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")  # one process per core (minigan.cli already set it): the workers inherit it
+    # CRITICAL: the scan reports what failed itself; at shutdown a worker's heartbeat can race the closing
+    # scheduler, and distributed logs that at ERROR with a traceback although nothing went wrong
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=None, silence_logs=logging.CRITICAL)
     client = Client(cluster)
     client._minigan_cluster = cluster  # closed with the client (_close_client)
     return client
