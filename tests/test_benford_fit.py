@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigan as mg
 from minigan.benford import divergences, fit_generalized_benford, generalized_benford_pmf
-from minigan.benford.digits import _FIT_LOWER, _FIT_UPPER, _digit_factors, _distinct_rows
+from minigan.benford.digits import _FIT_LOWER, _FIT_UPPER, _digit_factors, _distinct_rows, _fit_distinct_rows
 from minigan.benford.image import _chunks, _dct_basis, _quantize, _to_luma_list, first_digit_histograms
 from minigan.benford.image import quantization_table, zigzag_order
 
@@ -207,6 +207,24 @@ def test_repeated_pmfs_get_identical_fits_to_fitting_them_one_by_one(digits):
         one = fit_generalized_benford(p[i], 10)
         assert one.success == fit.success[i] and one.n_iter == fit.n_iter[i]
         np.testing.assert_array_equal([one.N, one.beta, one.gamma], [fit.N[i], fit.beta[i], fit.gamma[i]])
+
+
+@pytest.mark.parametrize("base", [10, 60])
+def test_the_fit_leaves_the_law_of_its_parameters_bit_for_bit(digits, base):
+    """The features take the law the fit leaves behind; the soft features recompute it from the
+    parameters (``fitted_law``): the two must agree to the last bit, Levenberg-Marquardt rows included."""
+    from minigan.benford import kernels
+
+    p = np.vstack([image_pmfs(digits[:10], base), np.full(base - 1, np.nan)])
+    first, _, theta, _, success, n_iter, law = _fit_distinct_rows(p, base)
+    assert success.mean() > 0.9 and not success.all()  # the NaN row at least
+    again = np.empty_like(law)
+    log_d = np.log(np.arange(1, base, dtype=np.float64))
+    kernels.benford_law(theta, log_d, *_digit_factors(base), 1.0 / math.log(base), again)
+    np.testing.assert_array_equal(law, again)
+    assert np.isnan(law[~success]).all() and np.isfinite(law[success]).all()
+    # the same law as the NumPy formula, up to rounding (ill-conditioned next to the domain wall)
+    np.testing.assert_allclose(law[success], generalized_benford_pmf(*theta[success].T, base), rtol=1e-9, atol=1e-15)
 
 
 def test_fit_rejects_bad_settings():

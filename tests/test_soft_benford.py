@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import minigan as mg
 from minigan.benford import soft_kernels as SK
-from minigan.benford.digits import _FIT_LOWER, _FIT_UPPER, fit_generalized_benford, generalized_benford_pmf
+from minigan.benford.digits import _FIT_LOWER, _FIT_UPPER, _digit_factors, fit_generalized_benford, generalized_benford_pmf
 from minigan.benford.image import _dct_basis, _fitted_divergences, quantization_table, zigzag_order
 from minigan.benford.soft import SoftBenford, hard_statistics, smooth_step, smooth_step_slope
 from minigan.testing import seeds
@@ -236,7 +236,8 @@ def _divergence_function(base, weights):
         theta = np.array([[float(fit.N), float(fit.beta), float(fit.gamma)]])
         features = np.empty((1, 3))
         grad_counts, grad_total = np.zeros((1, base - 1)), np.zeros(1)
-        SK.fitted_divergences(counts[None], total, theta, log_d, 1 / math.log(base), 0.3, _FIT_LOWER, _FIT_UPPER, 8,
+        SK.fitted_divergences(counts[None], total, theta, log_d, *_digit_factors(base), 1 / math.log(base), 0.3,
+                              _FIT_LOWER, _FIT_UPPER, 8,
                               weights[None], features, grad_counts, grad_total)
         return float(features[0] @ weights), np.concatenate([grad_counts[0], grad_total])[None]
 
@@ -276,6 +277,6 @@ def test_fitted_divergences_equal_the_detectors_on_hard_pmfs():
         theta = np.stack([fit.N, fit.beta, fit.gamma], axis=1)
         got = np.empty((30, 3))
         SK.fitted_divergences(counts, totals, theta, np.log(np.arange(1, base, dtype=np.float64)),
-                              1 / math.log(base), 0.3, _FIT_LOWER, _FIT_UPPER, 0, np.zeros((30, 3)), got,
-                              np.zeros_like(counts), np.zeros(30))
+                              *_digit_factors(base), 1 / math.log(base), 0.3, _FIT_LOWER, _FIT_UPPER, 0,
+                              np.zeros((30, 3)), got, np.zeros_like(counts), np.zeros(30))
         np.testing.assert_allclose(got, expected, rtol=1e-12, equal_nan=True)

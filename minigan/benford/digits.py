@@ -355,7 +355,7 @@ def fit_generalized_benford(
     if p.ndim == 0 or p.shape[-1] != b - 1:
         raise ValueError(f"pmf must have shape (..., {b - 1}) for base {b}, got shape {p.shape}")
     shape = p.shape[:-1]
-    inverse, theta, rss, success, n_iter = _fit_distinct_rows(p.reshape(-1, b - 1), b, max_iter, tol, start)[1:]
+    inverse, theta, rss, success, n_iter = _fit_distinct_rows(p.reshape(-1, b - 1), b, max_iter, tol, start)[1:6]
     return GeneralizedBenfordFit(
         N=theta[inverse, 0].reshape(shape),
         beta=theta[inverse, 1].reshape(shape),
@@ -368,7 +368,7 @@ def fit_generalized_benford(
 
 def _fit_distinct_rows(
     p: np.ndarray, base: int, max_iter: int = 200, tol: float = 1.5e-8, start: str = "grid"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The fit of every distinct row of ``p`` (m, base-1), validated by the caller.
 
     The fit is a deterministic function of the pmf, and pmfs from small images
@@ -379,6 +379,8 @@ def _fit_distinct_rows(
     first : (u,) index of one row of ``p`` per distinct row
     inverse : (m,) distinct row of each row: ``p[first][inverse]`` is ``p``
     theta : (u, 3) N, beta, gamma; rss, success, n_iter : (u,)
+    law : (u, base-1) the fitted law, :func:`minigan.benford.kernels.fitted_law` of ``theta``
+        (NaN rows where the fit failed)
     """
     from . import kernels  # Numba: imported on first use to keep ``import minigan`` cheap
 
@@ -390,6 +392,7 @@ def _fit_distinct_rows(
     rss = np.empty(m)
     success = np.empty(m, dtype=np.bool_)
     n_iter = np.empty(m, dtype=np.int64)
+    law = np.empty((m, base - 1))
     log_d = np.log(np.arange(1, base, dtype=np.float64))
     factor_a, factor_b = _digit_factors(base)
     inv_log_b = 1.0 / math.log(base)
@@ -401,7 +404,7 @@ def _fit_distinct_rows(
         )
         kernels.projected_benford_fit(
             distinct, starts, log_d, factor_a, factor_b, inv_log_b, _FIT_LOWER, _FIT_UPPER, max_iter, tol,
-            _STATIONARY_GTOL, _POLISH_TOL, _POLISH_ITER, theta, rss, success, n_iter,
+            _STATIONARY_GTOL, _POLISH_TOL, _POLISH_ITER, theta, rss, success, n_iter, law,
         )
         failed = np.flatnonzero(~success)
     else:
@@ -417,7 +420,10 @@ def _fit_distinct_rows(
         )
         theta[failed], rss[failed], success[failed] = theta_f, rss_f, success_f
         n_iter[failed] += n_iter_f
-    return first, inverse, theta, rss, success, n_iter
+        law_f = np.empty((failed.size, base - 1))
+        kernels.benford_law(theta_f, log_d, factor_a, factor_b, inv_log_b, law_f)
+        law[failed] = law_f
+    return first, inverse, theta, rss, success, n_iter, law
 
 
 @functools.lru_cache(maxsize=None)

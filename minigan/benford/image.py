@@ -264,7 +264,15 @@ def _group_blocks(group: list[np.ndarray] | np.ndarray) -> Iterator[tuple[np.nda
             b = _blocks(img[None, r : r + rows])[0]
             yield b, np.zeros(b.shape[0], dtype=np.int64)
         return
-    blocks = [_blocks(img[None])[0] for img in group]  # one call per differently sized image
+    blocks = []  # one call per run of equally sized images (a folder of photos of one size is one batch)
+    start = 0
+    while start < len(group):
+        end = start + 1
+        while end < len(group) and group[end].shape == group[start].shape:
+            end += 1
+        run = _blocks(np.stack(group[start:end]))
+        blocks.extend(run)
+        start = end
     yield np.concatenate(blocks, axis=0), np.repeat(np.arange(len(blocks)), [b.shape[0] for b in blocks])
 
 
@@ -550,7 +558,7 @@ def _fitted_divergences(pmf: np.ndarray, base: int, start: str = "grid") -> np.n
     The fit, the fitted law and the divergences are computed once per distinct pmf
     (small images repeat their histograms) and spread back:
     ``divergences(pmf, fit_generalized_benford(pmf, base, start=start).pmf(base))``, with the
-    law evaluated by :func:`minigan.benford.kernels.law_value` (the formula the soft
+    law as the fit leaves it (:func:`minigan.benford.kernels.fitted_law`, the formula the soft
     features use, so that the two agree to the last bit).
     """
     from . import kernels
@@ -558,10 +566,8 @@ def _fitted_divergences(pmf: np.ndarray, base: int, start: str = "grid") -> np.n
 
     shape = pmf.shape[:-1]
     rows = np.ascontiguousarray(pmf.reshape(-1, base - 1))
-    first, inverse, theta, _, _, _ = _fit_distinct_rows(rows, base, start=start)
+    first, inverse, _, _, _, _, q = _fit_distinct_rows(rows, base, start=start)
     p = np.ascontiguousarray(rows[first])
-    q = np.empty_like(p)
-    kernels.benford_law(theta, np.log(np.arange(1, base, dtype=np.float64)), 1.0 / math.log(base), q)
     out = np.empty((p.shape[0], 3))
     kernels.benford_divergences(p, q, ALPHA, out)
     return out[inverse].reshape(shape + (3,))

@@ -204,21 +204,33 @@ def generalized_benford_fit(
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def law_value(n, beta, gamma, log_d, inv_log_b):
-    """``N log_b(1 + 1/(beta + d**gamma))`` for one digit (``log_d = log d``): the fitted law
-    as the detector's features and their soft counterpart both evaluate it. Near the
-    domain's wall (``beta + d**gamma`` close to 0) it is ill-conditioned in the
-    parameters; one formula everywhere keeps the two paths equal to the last bit."""
-    return n * math.log1p(1.0 / (beta + math.exp(gamma * log_d))) * inv_log_b
+def fitted_law(n, beta, gamma, log_d, factor_a, factor_b, inv_log_b, dg, u, g, out):
+    """The law ``N g(d)`` over the digits into ``out`` (k,), with the terms of :func:`_law_terms`
+    (``dg``, ``u``, ``g`` (k,) are scratch); NaN outside the domain.
+
+    The fit writes its law with the same terms and the same product, so the detector's
+    features, the soft features and the fit agree to the last bit: near the domain's wall
+    (``beta + d**gamma`` close to 0) the law is ill-conditioned in the parameters, and any
+    other formula would differ in the last digits there."""
+    k = out.shape[0]
+    for j in range(k):
+        if not _law_terms(j, log_d, factor_a, factor_b, inv_log_b, beta, gamma, dg, u, g):
+            for t in range(k):
+                out[t] = np.nan
+            return
+        out[j] = n * g[j]
 
 
 @njit(cache=True, error_model="numpy")
-def benford_law(theta, log_d, inv_log_b, out):
-    """The fitted laws (m, k) into ``out`` from ``theta`` (m, 3) as (N, beta, gamma); NaN rows stay NaN."""
+def benford_law(theta, log_d, factor_a, factor_b, inv_log_b, out):
+    """The fitted laws (m, k) into ``out`` from ``theta`` (m, 3) as (N, beta, gamma) (:func:`fitted_law`);
+    NaN rows stay NaN."""
     m, k = out.shape
+    dg = np.empty(k)
+    u = np.empty(k)
+    g = np.empty(k)
     for i in range(m):
-        for j in range(k):
-            out[i, j] = law_value(theta[i, 0], theta[i, 1], theta[i, 2], log_d[j], inv_log_b)
+        fitted_law(theta[i, 0], theta[i, 1], theta[i, 2], log_d, factor_a, factor_b, inv_log_b, dg, u, g, out[i])
 
 
 @njit(cache=True, error_model="numpy")
@@ -466,10 +478,55 @@ def _stationary(d, beta, gamma, lower, upper, cost, gtol):
     return abs(g_s) + max(1.0, abs(gamma)) * abs(g_g) <= gtol * cost
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _projected_step(d, lam, beta, gamma, lower, upper):
+    """The damped step ``(step_s, step_g, finite, hold_beta)`` of :func:`projected_benford_fit` from
+    the derivatives ``d`` of :func:`_projected_derivatives`: ``(H + lam diag(E)) step = -grad``
+    (or its Gauss-Newton part), a parameter on a wall of the box that the step pushes outwards
+    held there and the step solved for the other one."""
+    a00, a01, a11, det = _damped_2x2(d[2], d[3], d[4], d[5], d[6], d[7], lam)
+    finite = det > 0.0 and np.isfinite(det)
+    step_s = 0.0
+    step_g = 0.0
+    if finite:
+        step_s = (d[1] * a01 - d[0] * a11) / det
+        step_g = (d[0] * a01 - d[1] * a00) / det
+        finite = np.isfinite(step_s) and np.isfinite(step_g)
+    hold_b = finite and ((beta <= lower[1] and step_s < 0.0) or (beta >= upper[1] and step_s > 0.0))
+    hold_g = finite and ((gamma <= lower[2] and step_g < 0.0) or (gamma >= upper[2] and step_g > 0.0))
+    if hold_b:
+        step_s = 0.0
+        step_g = 0.0
+        if not hold_g:  # gamma alone, beta fixed on its wall
+            a = _damped_1d(d[9], d[10], lam)
+            step_g = -d[8] / a if a > 0.0 else 0.0
+    elif hold_g:
+        step_g = 0.0
+        a = _damped_1d(d[2], d[5], lam)
+        step_s = -d[0] / a if a > 0.0 else 0.0
+    finite = finite and np.isfinite(step_s) and np.isfinite(step_g)
+    return step_s, step_g, finite, hold_b
+
+
+@njit(cache=True, error_model="numpy")
+def _newton_decrease(d, beta, gamma, lower, upper):
+    """The decrease of the cost that the quadratic model predicts for an undamped step from
+    derivatives ``d`` (:func:`_projected_derivatives`): ``-g . step = g^T A^-1 g`` (the Newton
+    decrement), ``g`` the half gradient and ``A`` the Hessian of half the cost, or its
+    Gauss-Newton part where that is not positive definite, on the parameters not held on a
+    wall; inf when that step is not a finite descent step, so that the caller takes it."""
+    step_s, step_g, finite, hold_b = _projected_step(d, 0.0, beta, gamma, lower, upper)
+    if not finite:
+        return np.inf
+    g_g = d[8] if hold_b else d[1]
+    decrease = -(d[0] * step_s + g_g * step_g)
+    return decrease if decrease >= 0.0 else np.inf
+
+
 @njit(cache=True, error_model="numpy")
 def projected_benford_fit(
     pmf, start, log_d, factor_a, factor_b, inv_log_b, lower, upper, max_iter, tol, gtol, polish_tol, polish_iter,
-    theta, rss, success, n_iter,
+    theta, rss, success, n_iter, law,
 ):
     """Fit N, beta, gamma to every row of ``pmf`` (m, k) from ``start`` (m, 3) by a damped Newton
     method on ``f(beta, gamma) = min_N cost`` (``N`` in closed form, see :func:`_projected_cost`).
@@ -488,10 +545,13 @@ def projected_benford_fit(
     decrease is at most ``tol``, a step at most ``tol (tol + |x|)`` in both coordinates, or a
     cost at most 1e-24), and, but for the last case, at a point whose gradient is at most
     ``gtol`` times the cost (:func:`_stationary`); the fit then goes on with ``polish_tol`` for at most
-    ``polish_iter`` more steps, ending at its best point. Gives up (success False, NaN)
+    ``polish_iter`` more steps, ending at its best point, unless the Newton decrement there
+    promises less than ``polish_tol`` times the cost (:func:`_newton_decrease`). Gives up (success False, NaN)
     when the damping exceeds 1e16, a step is not finite, or after ``max_iter`` steps
     without converging. Writes ``theta`` (m, 3), ``rss`` (m,), ``success`` (m,),
-    ``n_iter`` (m,); a row's result depends on that row and its start alone.
+    ``n_iter`` (m,) and the fitted law ``law`` (m, k) (bit for bit :func:`fitted_law` of
+    ``theta``; NaN rows where the fit failed); a row's result depends on that row and its
+    start alone.
     """
     m, k = pmf.shape
     dg = np.empty(k)
@@ -535,27 +595,7 @@ def projected_benford_fit(
                 if not fresh:
                     _projected_derivatives(p, log_d, inv_log_b, n, interior, chart, s, gam, dg, u, g, d)
                     fresh = True
-                a00, a01, a11, det = _damped_2x2(d[2], d[3], d[4], d[5], d[6], d[7], lam)
-                finite = det > 0.0 and np.isfinite(det)
-                step_s = 0.0
-                step_g = 0.0
-                if finite:
-                    step_s = (d[1] * a01 - d[0] * a11) / det
-                    step_g = (d[0] * a01 - d[1] * a00) / det
-                    finite = np.isfinite(step_s) and np.isfinite(step_g)
-                hold_b = finite and ((beta <= lower[1] and step_s < 0.0) or (beta >= upper[1] and step_s > 0.0))
-                hold_g = finite and ((gam <= lower[2] and step_g < 0.0) or (gam >= upper[2] and step_g > 0.0))
-                if hold_b:
-                    step_s = 0.0
-                    step_g = 0.0
-                    if not hold_g:  # gamma alone, beta fixed on its wall
-                        a = _damped_1d(d[9], d[10], lam)
-                        step_g = -d[8] / a if a > 0.0 else 0.0
-                elif hold_g:
-                    step_g = 0.0
-                    a = _damped_1d(d[2], d[5], lam)
-                    step_s = -d[0] / a if a > 0.0 else 0.0
-                finite = finite and np.isfinite(step_s) and np.isfinite(step_g)
+                step_s, step_g, finite, hold_b = _projected_step(d, lam, beta, gam, lower, upper)
                 new_g = min(max(gam + step_g, lower[2]), upper[2])
                 shift = math.exp(chart * new_g)
                 if hold_b:
@@ -600,6 +640,8 @@ def projected_benford_fit(
                         break
                     converged = True
                     cur_tol = polish_tol
+                    if fresh and _newton_decrease(d, beta, gam, lower, upper) <= polish_tol * cost:
+                        break  # a polish step would gain less than rounding: skip it
                 if not finite or lam > 1e16 or (converged and extra >= polish_iter):
                     break
         ok = converged and np.isfinite(cost) and np.isfinite(n) and np.isfinite(beta) and np.isfinite(gam)
@@ -608,6 +650,8 @@ def projected_benford_fit(
         theta[i, 0] = n if ok else np.nan
         theta[i, 1] = beta if ok else np.nan
         theta[i, 2] = gam if ok else np.nan
+        for j in range(k):  # the terms of the accepted point, as fitted_law would compute them
+            law[i, j] = n * g[j] if ok else np.nan
 
 
 # ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .kernels import law_value
+from .kernels import fitted_law
 
 LOG2 = math.log(2.0)
 
@@ -549,14 +549,15 @@ def _divergences_and_partials(p, q, pres, alpha, out, grad_p, grad_q, grad_pres,
 
 
 @njit(cache=True, error_model="numpy")
-def fitted_divergences(counts, totals, theta, log_d, inv_log_b, alpha, lower, upper, polish_steps, grad_features,
-                       features, grad_counts, grad_totals):
+def fitted_divergences(counts, totals, theta, log_d, factor_a, factor_b, inv_log_b, alpha, lower, upper, polish_steps,
+                       grad_features, features, grad_counts, grad_totals):
     """The detector's divergence features of soft digit counts, and their gradient.
 
     For each row: ``p = counts / totals`` (k digits), the generalized-Benford fit
     ``theta`` (the detector's fit of ``p``, :func:`minigan.benford.digits.fit_generalized_benford`;
     NaN: failed), polished by up to ``polish_steps`` Newton steps (0: the detector's
-    result as it is), ``q = N log_b(1 + 1/(beta + d^gamma))``, and
+    result as it is), ``q = N log_b(1 + 1/(beta + d^gamma))`` (:func:`minigan.benford.kernels.fitted_law`,
+    with the digits' factors ``factor_a``, ``factor_b`` (k,) as the fit uses them), and
     the three divergences of :func:`_divergences_and_partials` into ``features`` (m, 3)
     (NaN when the fit failed or nothing was counted).
 
@@ -580,6 +581,9 @@ def fitted_divergences(counts, totals, theta, log_d, inv_log_b, alpha, lower, up
     free = np.empty(3, dtype=np.bool_)
     p = np.empty(k)
     q = np.empty(k)
+    law_dg = np.empty(k)
+    law_u = np.empty(k)
+    law_g = np.empty(k)
     pres = np.empty(k)
     gp = np.empty(k)
     gq = np.empty(k)
@@ -602,8 +606,7 @@ def fitted_divergences(counts, totals, theta, log_d, inv_log_b, alpha, lower, up
         for c in range(3):
             free[c] = lower[c] < th[c] < upper[c]
         fit_ok = _polish(th, log_d, inv_log_b, p, lower, upper, free, jac, hess, polish_steps)
-        for j in range(k):
-            q[j] = law_value(th[0], th[1], th[2], log_d[j], inv_log_b)
+        fitted_law(th[0], th[1], th[2], log_d, factor_a, factor_b, inv_log_b, law_dg, law_u, law_g, q)
         for c in range(3):
             g_out[c] = grad_features[i, c]
         for j in range(k):
