@@ -563,6 +563,8 @@ def projected_benford_fit(
     d = np.empty(11)
     nonzero = np.empty(k, dtype=np.int64)
     log_last = log_d[k - 1]
+    s_upper = math.log(upper[1] + 1.0)  # beta's walls in s when the chart is 0 (beta = exp(s) - 1)
+    s_lower = math.log(lower[1] + 1.0)
     for i in range(m):
         p = pmf[i]
         n_iter[i] = 0
@@ -596,10 +598,27 @@ def projected_benford_fit(
                     _projected_derivatives(p, log_d, inv_log_b, n, interior, chart, s, gam, dg, u, g, d)
                     fresh = True
                 step_s, step_g, finite, hold_b = _projected_step(d, lam, beta, gam, lower, upper)
+                wall_b = 0.0  # the wall of beta the shortened step ends on, 0: none
+                if finite and chart == 0.0 and not hold_b:
+                    # a step that takes beta out of the box is shortened to end on its wall, direction
+                    # kept: clipping beta alone turns the step off the valley that the fit follows
+                    # there (towards beta = 1e6 the cost flattens like exp(-s) and the steps would
+                    # zigzag), and the fit then goes on along the wall
+                    t = 1.0
+                    if s + step_s > s_upper:
+                        t = (s_upper - s) / step_s
+                        wall_b = upper[1]
+                    elif s + step_s < s_lower:
+                        t = (s_lower - s) / step_s
+                        wall_b = lower[1]
+                    step_s *= t
+                    step_g *= t
                 new_g = min(max(gam + step_g, lower[2]), upper[2])
                 shift = math.exp(chart * new_g)
                 if hold_b:
                     new_b = beta
+                elif wall_b != 0.0:
+                    new_b = wall_b
                 else:
                     new_b = min(max(math.exp(s + step_s) - shift, lower[1]), upper[1])
                 new_cost = np.inf
@@ -613,10 +632,12 @@ def projected_benford_fit(
                         cand_dg, cand_u, cand_g,
                     )
                 n_iter[i] += 1
-                done = finite and abs(new_s - s) <= cur_tol * (cur_tol + abs(s)) and \
-                    abs(new_g - gam) <= cur_tol * (cur_tol + abs(gam))
+                # a step shortened to a wall is small because of the wall, not because the fit converged
+                shortened = wall_b != 0.0
+                done = finite and not shortened and abs(new_s - s) <= cur_tol * (cur_tol + abs(s)) \
+                    and abs(new_g - gam) <= cur_tol * (cur_tol + abs(gam))
                 if finite and new_cost < cost:
-                    if cost - new_cost <= cur_tol * cost or new_cost <= 1e-24:
+                    if (cost - new_cost <= cur_tol * cost and not shortened) or new_cost <= 1e-24:
                         done = True
                     s, gam, beta, n, interior, cost = new_s, new_g, new_b, new_n, new_interior, new_cost
                     dg, cand_dg = cand_dg, dg
