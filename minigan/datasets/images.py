@@ -83,7 +83,9 @@ def _pil_to_array(img: Any, color: str) -> np.ndarray:
         raise ImageReadError("floating-point images (mode F) are not supported; save them as 8-bit PNG")
     # Pillow's convert drops alpha and uses ITU-R 601-2 luma (0.299 R + 0.587 G + 0.114 B) for grey
     target = "L" if color == "grey" else "RGB"
-    return np.array(img.convert(target), dtype=np.uint8)  # a writable copy
+    if img.mode != target:
+        img = img.convert(target)
+    return np.array(img, dtype=np.uint8)  # a writable copy
 
 
 def read_image(path: str | os.PathLike, color: str = "grey") -> np.ndarray:
@@ -110,8 +112,6 @@ def read_image(path: str | os.PathLike, color: str = "grey") -> np.ndarray:
     """
     check_choice(color, "color", READ_COLORS)
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {path}")
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -121,6 +121,8 @@ def read_image(path: str | os.PathLike, color: str = "grey") -> np.ndarray:
             with Image.open(path) as img:
                 img.load()
                 return _pil_to_array(img, color)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):  # asked of the file system by opening it
+        raise FileNotFoundError(f"no such image file: {path}") from None
     except ImageReadError as exc:
         raise ImageReadError(f"{path}: {exc}") from None
     except Image.DecompressionBombError as exc:
