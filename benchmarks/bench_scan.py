@@ -83,12 +83,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     try:
         import logging
 
-        from distributed import Client, LocalCluster
+        from minigan.benford.scan import start_local_cluster  # ImportError below when Dask is not installed
 
         start = time.perf_counter()
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, silence_logs=logging.ERROR)
-        client = Client(cluster)
+        cluster, client = start_local_cluster(2, logging.ERROR)  # the cluster minigan detect --workers 2 starts
         results["cluster_start_s"] = time.perf_counter() - start
     except ImportError:
         results["cluster_start_s"] = None

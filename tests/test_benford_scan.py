@@ -182,13 +182,14 @@ def test_score_files_reports_a_failing_group_instead_of_stopping(detector, corpu
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     import logging
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, silence_logs=logging.ERROR) as local:
-        with distributed.Client(local) as client:
-            yield client
+    from minigan.benford.scan import start_local_cluster
+
+    local, client = start_local_cluster(2, logging.ERROR)  # the cluster of minigan detect --workers 2
+    with local, client:
+        yield client
 
 
 def _scores(rows):
@@ -210,6 +211,20 @@ def test_dask_scan_gives_the_scores_of_one_process(detector, corpus, cluster):
         for f, (p, status) in _scores(here).items():
             q, other = _scores(there)[f]
             assert status == other and (p is None) == (q is None) and (p is None or abs(p - q) <= 1e-6)
+
+
+@pytest.mark.dask
+@pytest.mark.slow
+def test_local_cluster_workers_get_its_settings(cluster):
+    import dask
+
+    from minigan.benford.scan import LOCAL_CLUSTER_CONFIG
+
+    settings = cluster.run(lambda: {key: dask.config.get(key) for key in LOCAL_CLUSTER_CONFIG})
+    assert len(settings) == 2 and all(s == LOCAL_CLUSTER_CONFIG for s in settings.values())
+    # one BLAS thread each unless this process set another count (start_local_cluster only fills it in)
+    blas_threads = cluster.run(lambda: os.environ.get("OPENBLAS_NUM_THREADS"))
+    assert set(blas_threads.values()) == {os.environ["OPENBLAS_NUM_THREADS"]}
 
 
 @pytest.mark.dask

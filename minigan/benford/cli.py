@@ -8,7 +8,6 @@ read files and print; the statistics, features and models are the library's.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from collections import Counter
@@ -322,7 +321,7 @@ def _dask_client(args: argparse.Namespace) -> Any:
     try:
         import logging
 
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise RuntimeError('--workers and --scheduler need Dask, an optional extra: pip install "minigan[dask]"') \
             from None
@@ -331,13 +330,11 @@ def _dask_client(args: argparse.Namespace) -> Any:
             return Client(args.scheduler, timeout="20s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise RuntimeError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}") from None
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, "1")  # one process per core (minigan.cli already set it): the workers inherit it
+    from .scan import start_local_cluster
+
     # CRITICAL: the scan reports what failed itself; at shutdown a worker's heartbeat can race the closing
     # scheduler, and distributed logs that at ERROR with a traceback although nothing went wrong
-    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.CRITICAL)
-    client = Client(cluster)
+    cluster, client = start_local_cluster(args.workers, logging.CRITICAL)
     client._minigan_cluster = cluster  # closed with the client (_close_client)
     return client
 

@@ -322,6 +322,32 @@ def _score_on_worker(files: list[str], model: bytes, token: str, threshold: floa
     return [(r.file, r.p_fake, r.verdict, r.status, r.note) for r in score_files(files, detector, threshold)]
 
 
+#: Dask settings of the local cluster a scan starts: no dashboard, so none of the sampling that feeds one
+#: (the workers' statistical profiler runs every 10 ms by default), and the resource monitors at a slower pace.
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
+
+def start_local_cluster(n_workers: int, silence_logs: int) -> tuple[Any, Any]:
+    """A Dask LocalCluster of ``n_workers`` single-threaded worker processes on 127.0.0.1 and its client.
+
+    The workers inherit one BLAS thread each (``OPENBLAS_NUM_THREADS`` and friends are set
+    to 1 unless already set): a process per core. Logs below ``silence_logs`` are dropped.
+    """
+    import dask
+    from distributed import Client, LocalCluster
+
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):  # the nannies hand the settings to their workers
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, silence_logs=silence_logs)
+    return cluster, Client(cluster)
+
+
 def _scan_on_dask(chunks: Iterator[list[str]], detector: Any, threshold: float, client: Any,
                   max_retries: int) -> Iterator[list[ScanRow]]:
     from distributed import as_completed
