@@ -297,3 +297,22 @@ def test_unquantized_shares_see_residue_that_quantization_rounds_away():
     np.testing.assert_array_equal(g[:, 27:], f[:, 36:])
     with pytest.raises(TypeError, match="unquantized_shares"):
         image_features(black, unquantized_shares=1)
+
+
+def test_fused_digit_counts_equal_quantizing_then_counting():
+    from minigan.benford import kernels
+    from minigan.benford.image import _digit_counts, _digit_luts, _quantize
+
+    rng = np.random.default_rng(3)
+    coefs = rng.normal(0.0, 60.0, (500, 6))
+    coefs[:40] = np.round(coefs[:40]) + 0.5  # ties: rounded half away from zero
+    coefs[40:60] = 0.0
+    tables = rng.integers(1, 40, (3, 6)).astype(np.float64)
+    idx = np.sort(rng.integers(0, 7, 500))
+    bases = (3, 10, 17)
+    counts = tuple(np.zeros((7, 3, 6, b), dtype=np.int64) for b in bases)
+    max_abs = int(np.abs(coefs).max() / tables.min()) + 1
+    kernels.quantized_digit_counts(coefs, tables, idx, _digit_luts(bases, max_abs), counts)
+    for j, base in enumerate(bases):
+        for i, table in enumerate(tables):
+            np.testing.assert_array_equal(counts[j][:, i], _digit_counts(_quantize(coefs, table), idx, 7, base))

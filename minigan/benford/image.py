@@ -33,6 +33,7 @@ image (every AC feature of a constant image), or a fit that fails -- are NaN;
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Iterator, Sequence
 
@@ -421,6 +422,19 @@ def _digit_lut(max_abs: int, base: int) -> np.ndarray:
     return lut
 
 
+def _digit_luts(bases: tuple[int, ...], max_abs: int) -> np.ndarray:
+    """First digits of 0..size-1 in each base (0 for 0), shape (len(bases), size), ``size > max_abs``
+    rounded up to a power of two (so that the tables are built only a few times)."""
+    return _digit_luts_of_size(tuple(bases), 1 << max(10, int(max_abs).bit_length()))
+
+
+@functools.lru_cache(maxsize=16)
+def _digit_luts_of_size(bases: tuple[int, ...], size: int) -> np.ndarray:
+    luts = np.stack([_digit_lut(size - 1, base) for base in bases])
+    luts.setflags(write=False)
+    return luts
+
+
 def first_digit_histograms(
     quantized: np.ndarray, image_index: np.ndarray, n_images: int, base: int
 ) -> np.ndarray:
@@ -512,6 +526,8 @@ def image_features(
     with_shares = _check_flag(nonzero_shares, "nonzero_shares")
     with_raw_shares = _check_flag(unquantized_shares, "unquantized_shares")
     fit_start = check_choice(fit_start, "fit_start", FIT_STARTS)
+    from . import kernels  # Numba: imported on first use to keep ``import minigan`` cheap
+
     positions = zigzag_order(n_coef + 1)[1:]
     basis = _dct_basis(positions)
     tables = np.stack([quantization_table(q).ravel()[positions] for q in qfs]).astype(np.float64)
@@ -519,9 +535,8 @@ def image_features(
     for group in _groups(_to_luma_list(images, value_range)):
         n = len(group)
         # integer counts per image, added up over the group's blocks (an image's strips add up to the
-        # whole image): first digits (QF, base) -> (n, n_coef, base), blocks, blocks with a raw coefficient
-        counts = {(i, j): np.zeros((n, n_coef, base), dtype=np.int64) for i in range(len(qfs))
-                  for j, base in enumerate(bs)}
+        # whole image): first digits, for each base (n, QF, n_coef, base); blocks; blocks with a raw coefficient
+        counts = tuple(np.zeros((n, len(qfs), n_coef, base), dtype=np.int64) for base in bs)
         per_image = np.zeros(n, dtype=np.int64)
         raw_nonzero = np.zeros((n, n_coef), dtype=np.int64)
         for blocks, idx in _group_blocks(group):
@@ -530,13 +545,11 @@ def image_features(
             if with_raw_shares:
                 nonzero = np.abs(coefs) > FLAT_BLOCK_TOL
                 raw_nonzero += np.stack([np.bincount(idx[nonzero[:, k]], minlength=n) for k in range(n_coef)], 1)
-            for i, table in enumerate(tables):
-                quantized = _quantize(coefs, table)
-                for j, base in enumerate(bs):
-                    counts[i, j] += _digit_counts(quantized, idx, n, base)
+            max_abs = int(np.abs(coefs).max() / tables.min()) + 1 if coefs.size else 0  # bounds every |quantized|
+            kernels.quantized_digit_counts(coefs, tables, idx, _digit_luts(bs, max_abs), counts)
         feats = np.empty((n, len(qfs), len(bs), n_coef, len(DIVERGENCES)))
         for j, base in enumerate(bs):
-            digit_counts = np.stack([counts[i, j][:, :, 1:] for i in range(len(qfs))], axis=1)
+            digit_counts = counts[j][..., 1:]
             totals = digit_counts.sum(axis=-1, keepdims=True)
             with np.errstate(invalid="ignore", divide="ignore"):
                 pmf = digit_counts / totals  # NaN rows where the coefficient was always 0

@@ -676,6 +676,34 @@ def projected_benford_fit(
 
 
 # ---------------------------------------------------------------------------
+# first-digit counts of quantized DCT coefficients
+
+
+@njit(cache=True, error_model="numpy")
+def quantized_digit_counts(coefs, tables, image_index, luts, counts):
+    """First-digit counts of the quantized coefficients, for every quality factor and base in one pass.
+
+    ``coefs`` (n_blocks, n_coef) DCT coefficients; ``tables`` (n_qf, n_coef) the quantization
+    steps; each value is quantized as ``trunc(c / t + copysign(0.5, c / t))`` (rounding half
+    away from zero, as :func:`minigan.benford.image._quantize`), and its first digit in base
+    ``j`` is ``luts[j, |q|]`` (0 for 0; ``luts`` (n_bases, size) covers every ``|q|``). Adds
+    one to ``counts[j][image_index[b], qf, coef, digit]`` (``counts`` a tuple of
+    (n_images, n_qf, n_coef, base_j) int64 arrays).
+    """
+    n_blocks, n_coef = coefs.shape
+    n_qf = tables.shape[0]
+    n_bases = luts.shape[0]
+    for b in range(n_blocks):
+        img = image_index[b]
+        for i in range(n_qf):
+            for c in range(n_coef):
+                q = coefs[b, c] / tables[i, c]
+                a = int(abs(np.trunc(q + np.copysign(0.5, q))))
+                for j in range(n_bases):
+                    counts[j][img, i, c, luts[j, a]] += 1
+
+
+# ---------------------------------------------------------------------------
 # distinct rows
 
 
