@@ -323,11 +323,16 @@ def _score_on_worker(files: list[str], model: bytes, token: str, threshold: floa
 
 
 #: Dask settings of the local cluster a scan starts: no dashboard, so none of the sampling that feeds one
-#: (the workers' statistical profiler runs every 10 ms by default), and the resource monitors at a slower pace.
+#: (the workers' statistical profiler runs every 10 ms by default), the resource monitors at a slower pace,
+#: and glibc's own trimming of freed memory: Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``
+#: (freed memory goes back to the system at once, against fragmentation in long-lived workers), and the
+#: large temporaries of a big image (the float64 blocks of a 512x512 photo: 2 MB) then fault their pages
+#: in again for every image. A value already in the environment still wins.
 LOCAL_CLUSTER_CONFIG = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.system-monitor.interval": "2s",
     "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
 }
 
 
