@@ -78,8 +78,9 @@ def activation_backward(grad_y, y, kind, alpha, grad_x):
 @njit(cache=True, error_model="numpy")
 def bias_activation_forward(z, b, kind, alpha, y):
     """Fused ``y[i, j] = act(z[i, j] + b[j])`` for ``kind`` in ACT_IDENTITY (the bias
-    only), ACT_RELU and ACT_LEAKY_RELU, in one sweep; ``y`` may be ``z``. Tanh and
-    sigmoid go through :func:`bias_activation` (NumPy's SIMD ufuncs)."""
+    only), ACT_RELU and ACT_LEAKY_RELU, in one sweep. Tanh and sigmoid go through
+    :func:`bias_activation` (NumPy's SIMD ufuncs). ``y`` may be ``z``, but then
+    :func:`bias_activation_inplace` is faster (see there)."""
     n, m = z.shape
     a = z.dtype.type(alpha)
     if kind == ACT_IDENTITY:
@@ -90,6 +91,27 @@ def bias_activation_forward(z, b, kind, alpha, y):
         for i in range(n):
             for j in range(m):
                 y[i, j] = _activate(z[i, j] + b[j], a)
+
+
+@njit(cache=True, error_model="numpy")
+def bias_activation_inplace(y, b, kind, alpha):
+    """:func:`bias_activation_forward` with ``z = y``: ``y[i, j] = act(y[i, j] + b[j])`` in place.
+
+    The same numbers, but ~7x faster at 64 x 512 (4 us against 30 us): with two array
+    arguments LLVM vectorizes the loop only behind a run-time check that they do not
+    overlap, and an in-place call fails that check and runs the scalar loop; with one
+    array (and ``b``, which does not overlap it) the vectorized loop runs.
+    """
+    n, m = y.shape
+    a = y.dtype.type(alpha)
+    if kind == ACT_IDENTITY:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = y[i, j] + b[j]
+    else:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = _activate(y[i, j] + b[j], a)
 
 
 @njit(cache=True, error_model="numpy")
@@ -120,18 +142,20 @@ def bias_activation(z, b, kind, alpha, y):
         return
     if b is None:
         b = np.zeros(z.shape[1], dtype=z.dtype)
+    smooth = kind == ACT_TANH or kind == ACT_SIGMOID
+    sweep = ACT_IDENTITY if smooth else kind  # tanh and sigmoid: the bias in the sweep, then NumPy
+    if y is z:
+        bias_activation_inplace(y, b, sweep, alpha)
+    else:
+        bias_activation_forward(z, b, sweep, alpha, y)
     if kind == ACT_TANH:
-        bias_activation_forward(z, b, ACT_IDENTITY, 0.0, y)
         np.tanh(y, out=y)
     elif kind == ACT_SIGMOID:
-        bias_activation_forward(z, b, ACT_IDENTITY, 0.0, y)
         e = np.abs(y)
         np.negative(e, out=e)
         with np.errstate(under="ignore"):  # exp(-|v|) -> 0 for large |v| is the right answer
             np.exp(e, out=e)
         sigmoid_from_exp(y, e)
-    else:
-        bias_activation_forward(z, b, kind, alpha, y)
 
 
 @njit(cache=True, error_model="numpy")
