@@ -30,7 +30,10 @@ Each layer's two methods and their math are in :mod:`minigan.layers`. In a netwo
 of (leaky) ReLUs the second derivative of every activation is zero almost
 everywhere, so the tangent of the backward pass stays zero all the way down and
 only ``R{dL/dW} = x_dot^T G`` survives in each Dense layer: the penalty does not
-depend on the biases.
+depend on the biases. A network made only of the built-in Dense, ReLU and LeakyReLU
+layers (the reference discriminator) is run on a path of its own that computes just
+those products (:func:`_piecewise_linear_penalty`); every other model, and every
+layer of your own, goes through the layers' methods as above.
 
 Layers with batch statistics couple the rows (BatchNorm in training mode): the
 penalty refuses them. Dropout uses the mask drawn by this call's forward pass (in
@@ -189,11 +192,12 @@ def _piecewise_linear_penalty(model: Sequential, chain: list[tuple[Dense, Activa
     scores = model.forward_unchecked(x)
     n = x.shape[0]
     last = len(chain) - 1
-    # 1. The backward pass of G = 1, keeping G_l for every Dense layer.
-    grads_z: list[np.ndarray] = [scores] * len(chain)
-    top, top_activation = chain[last]
+    # 1. The backward pass of G = 1, keeping G_l for every Dense layer (filled from the top).
     ones = np.ones_like(scores)
-    grads_z[last] = ones if top_activation is None else top_activation.backward_unchecked(ones)
+    top_activation = chain[last][1]
+    grads_z = [ones] * len(chain)
+    if top_activation is not None:
+        grads_z[last] = top_activation.backward_unchecked(ones)
     for index in range(last, 0, -1):
         dense, below = chain[index][0], chain[index - 1][1]
         w = dense.params["W"]
@@ -213,7 +217,7 @@ def _piecewise_linear_penalty(model: Sequential, chain: list[tuple[Dense, Activa
     direction = np.empty((n, first.in_features), dtype=scores.dtype)
     norms = np.empty(n, dtype=np.float64)
     total = K.penalty_direction_transposed(g_t, float(center), float(weight) / n, direction, norms)
-    if weight != 0.0 or grad_mode == K.GRAD_WRITE:
+    if grad_mode != K.GRAD_SKIP and (weight != 0.0 or grad_mode == K.GRAD_WRITE):
         # 3 and 4, layer by layer upwards: each R{dL/dW_l} as soon as x_dot_l is known.
         x_dot = direction
         for index, (dense, activation) in enumerate(chain):
