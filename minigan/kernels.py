@@ -78,8 +78,9 @@ def activation_backward(grad_y, y, kind, alpha, grad_x):
 @njit(cache=True, error_model="numpy")
 def bias_activation_forward(z, b, kind, alpha, y):
     """Fused ``y[i, j] = act(z[i, j] + b[j])`` for ``kind`` in ACT_IDENTITY (the bias
-    only), ACT_RELU and ACT_LEAKY_RELU, in one sweep; ``y`` may be ``z``. Tanh and
-    sigmoid go through :func:`bias_activation` (NumPy's SIMD ufuncs)."""
+    only), ACT_RELU and ACT_LEAKY_RELU, in one sweep. Tanh and sigmoid go through
+    :func:`bias_activation` (NumPy's SIMD ufuncs). ``y`` may be ``z``, but then
+    :func:`bias_activation_inplace` is faster (see there)."""
     n, m = z.shape
     a = z.dtype.type(alpha)
     if kind == ACT_IDENTITY:
@@ -90,6 +91,27 @@ def bias_activation_forward(z, b, kind, alpha, y):
         for i in range(n):
             for j in range(m):
                 y[i, j] = _activate(z[i, j] + b[j], a)
+
+
+@njit(cache=True, error_model="numpy")
+def bias_activation_inplace(y, b, kind, alpha):
+    """:func:`bias_activation_forward` with ``z = y``: ``y[i, j] = act(y[i, j] + b[j])`` in place.
+
+    The same numbers, but ~7x faster at 64 x 512 (4 us against 30 us): with two array
+    arguments LLVM vectorizes the loop only behind a run-time check that they do not
+    overlap, and an in-place call fails that check and runs the scalar loop; with one
+    array (and ``b``, which does not overlap it) the vectorized loop runs.
+    """
+    n, m = y.shape
+    a = y.dtype.type(alpha)
+    if kind == ACT_IDENTITY:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = y[i, j] + b[j]
+    else:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = _activate(y[i, j] + b[j], a)
 
 
 @njit(cache=True, error_model="numpy")
@@ -120,18 +142,20 @@ def bias_activation(z, b, kind, alpha, y):
         return
     if b is None:
         b = np.zeros(z.shape[1], dtype=z.dtype)
+    smooth = kind == ACT_TANH or kind == ACT_SIGMOID
+    sweep = ACT_IDENTITY if smooth else kind  # tanh and sigmoid: the bias in the sweep, then NumPy
+    if y is z:
+        bias_activation_inplace(y, b, sweep, alpha)
+    else:
+        bias_activation_forward(z, b, sweep, alpha, y)
     if kind == ACT_TANH:
-        bias_activation_forward(z, b, ACT_IDENTITY, 0.0, y)
         np.tanh(y, out=y)
     elif kind == ACT_SIGMOID:
-        bias_activation_forward(z, b, ACT_IDENTITY, 0.0, y)
         e = np.abs(y)
         np.negative(e, out=e)
         with np.errstate(under="ignore"):  # exp(-|v|) -> 0 for large |v| is the right answer
             np.exp(e, out=e)
         sigmoid_from_exp(y, e)
-    else:
-        bias_activation_forward(z, b, kind, alpha, y)
 
 
 @njit(cache=True, error_model="numpy")
@@ -615,6 +639,16 @@ def batchnorm_eval_curvature(grad_y, x_dot, inv_std, grad_gamma, grad_beta, grad
             grad_beta[j] = 0
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _penalty_row(s, norm, center, scale):
+    """For one row with squared norm ``s`` and norm ``norm`` (float64): the row's term of the
+    penalty sum and the factor ``f`` with ``direction_i = f g_i`` (see :func:`penalty_direction`)."""
+    if center == 0.0:
+        return s, 2.0 * scale
+    d = norm - center
+    return d * d, (2.0 * scale * d / norm if norm > 0.0 else 0.0)
+
+
 @njit(cache=True, error_model="numpy")
 def penalty_direction(g, center, scale, direction, norms):
     """A gradient penalty's value and its derivative with respect to the input gradient.
@@ -634,16 +668,56 @@ def penalty_direction(g, center, scale, direction, norms):
         for j in range(m):
             v = float(g[i, j])
             s += v * v
-        norm = math.sqrt(s)
-        norms[i] = norm
-        if center == 0.0:
-            total += s
-            factor = 2.0 * scale
-        else:
-            d = norm - center
-            total += d * d
-            factor = 2.0 * scale * d / norm if norm > 0.0 else 0.0
+        norms[i] = math.sqrt(s)
+        term, factor = _penalty_row(s, norms[i], center, scale)
+        total += term
         f = direction.dtype.type(factor)
         for j in range(m):
             direction[i, j] = f * g[i, j]
     return total
+
+
+@njit(cache=True, error_model="numpy")
+def penalty_direction_transposed(g_t, center, scale, direction, norms):
+    """:func:`penalty_direction` for the input gradient given transposed, ``g_t = g^T`` (P, N);
+    ``direction`` (N, P) and ``norms`` (N,) as there, and the same numbers.
+
+    Row ``i`` of ``g`` is column ``i`` of ``g_t``: the squares are summed over ``j`` in the
+    same order as there, but N rows at a time (independent sums, which LLVM vectorizes
+    without reordering any of them); the direction is written transposed back to (N, P).
+    """
+    p, n = g_t.shape
+    sums = np.zeros(n, dtype=np.float64)
+    for j in range(p):
+        for i in range(n):
+            v = float(g_t[j, i])
+            sums[i] += v * v
+    factors = np.empty(n, dtype=direction.dtype)
+    total = 0.0
+    for i in range(n):
+        norms[i] = math.sqrt(sums[i])
+        term, factor = _penalty_row(sums[i], norms[i], center, scale)
+        total += term
+        factors[i] = factor
+    for j in range(p):
+        for i in range(n):
+            direction[i, j] = factors[i] * g_t[j, i]
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def outer_activation_backward(g, w, y, kind, alpha, grad_z):
+    """The backward of a one-output Dense layer followed by the backward of the activation
+    below it, in one sweep: ``grad_z[i, j] = (g[i, 0] * w[j, 0]) * act'(y[i, j])``.
+
+    ``g`` (N, 1) is the gradient at the Dense layer's output, ``w`` (F, 1) its weights and
+    ``y`` (N, F) the activation's output; ``g[i] * w[j]`` is rounded once, as the outer
+    product ``g W^T`` rounds it.
+    """
+    n, m = y.shape
+    a = y.dtype.type(alpha)
+    one = y.dtype.type(1)
+    for i in range(n):
+        gi = g[i, 0]
+        for j in range(m):
+            grad_z[i, j] = (gi * w[j, 0]) * _derivative_from_output(y[i, j], kind, a, one)

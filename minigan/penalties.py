@@ -30,7 +30,10 @@ Each layer's two methods and their math are in :mod:`minigan.layers`. In a netwo
 of (leaky) ReLUs the second derivative of every activation is zero almost
 everywhere, so the tangent of the backward pass stays zero all the way down and
 only ``R{dL/dW} = x_dot^T G`` survives in each Dense layer: the penalty does not
-depend on the biases.
+depend on the biases. A network made only of the built-in Dense, ReLU and LeakyReLU
+layers (the reference discriminator) is run on a path of its own that computes just
+those products (:func:`_piecewise_linear_penalty`); every other model, and every
+layer of your own, goes through the layers' methods as above.
 
 Layers with batch statistics couple the rows (BatchNorm in training mode): the
 penalty refuses them. Dropout uses the mask drawn by this call's forward pass (in
@@ -44,7 +47,7 @@ import numpy as np
 
 from . import kernels as K
 from ._validation import check_float_array, check_real, describe
-from .layers import BatchNorm, has_second_order, missing_second_order
+from .layers import Activation, BatchNorm, Dense, LeakyReLU, ReLU, has_second_order, missing_second_order
 from .model import Sequential
 
 __all__ = ["input_gradient", "gradient_penalty", "penalty_and_norms", "r1", "wgan_gp", "interpolates",
@@ -126,6 +129,10 @@ def gradient_penalty_unchecked(model: Sequential, x: np.ndarray, weight: float, 
     (:func:`minigan.gradcheck_second_order`). ``grad_mode``: what happens to ``grads``
     (``kernels.GRAD_ADD`` by default).
     """
+    if grad_output is None and condition is None:
+        chain = _piecewise_linear_chain(model)
+        if chain is not None:
+            return _piecewise_linear_penalty(model, chain, x, weight, center, grad_mode)
     scores = model.forward_unchecked(x, condition)
     top = np.ones_like(scores) if grad_output is None else grad_output
     layer_grads = model.backward_layers(top)
@@ -137,6 +144,93 @@ def gradient_penalty_unchecked(model: Sequential, x: np.ndarray, weight: float, 
     if weight != 0.0 or grad_mode == K.GRAD_WRITE:
         model.tangent_forward(direction)
         model.tangent_backward(top, None, grad_mode, layer_grads=layer_grads)
+    return float(weight) * total / n, norms
+
+
+def _piecewise_linear_chain(model: Sequential) -> list[tuple[Dense, Activation | None]] | None:
+    """``model`` as its Dense layers, each with the (leaky) ReLU that follows it (or None),
+    when it is exactly that: a Sequential of the built-in Dense, ReLU and LeakyReLU classes
+    (not subclasses, which may compute something else), no activation without a Dense
+    layer before it. None for any other model."""
+    if type(model) is not Sequential:
+        return None
+    chain: list[list[Any]] = []
+    for layer in model.layers:
+        if type(layer) is Dense:
+            chain.append([layer, None])
+        elif type(layer) in (ReLU, LeakyReLU) and chain and chain[-1][1] is None:
+            chain[-1][1] = layer
+        else:
+            return None
+    return [(dense, activation) for dense, activation in chain]
+
+
+def _piecewise_linear_penalty(model: Sequential, chain: list[tuple[Dense, Activation | None]], x: np.ndarray,
+                              weight: float, center: float, grad_mode: int) -> tuple[float, np.ndarray]:
+    """:func:`gradient_penalty_unchecked` for a network of Dense layers and (leaky) ReLUs
+    (``chain`` from :func:`_piecewise_linear_chain`), with the top gradient 1: the same
+    penalty, with the general path's four steps specialised to such a network.
+
+    Write ``z_l = x_l W_l + b_l`` for Dense layer ``l`` (of L) and ``G_l = dL/dz_l``
+    (N, out_l), the gradient below its activation. Then
+
+    1. forward pass; backward ``G_{L-1} = f'(z_{L-1})`` (or 1 without an activation),
+       ``G_{l-1} = (G_l W_l^T) * f'(z_{l-1})``, and ``g = G_0 W_0^T`` (N, P);
+    2. the penalty and its direction ``v`` from ``g``;
+    3. the tangent of the forward pass, ``x_dot_0 = v``, ``x_dot_{l+1} = (x_dot_l W_l) * f'(z_l)``
+       (not through the top layer: nothing reads the tangent of the output);
+    4. ``R{dL/dW_l} = x_dot_l^T G_l`` into ``grads``: with ``f'' = 0`` the tangent of the
+       backward pass is zero everywhere (see the module docstring), so nothing else is
+       computed, and the biases get nothing.
+
+    The input gradient is computed transposed, ``g^T = W_0 G_0^T`` (P, N): BLAS forms that
+    product about 25% faster than ``G_0 W_0^T`` at the reference discriminator's shapes
+    (0.29 ms against 0.39 ms for 64 x 512 x 784 at two threads), and the penalty's kernel
+    reads ``g^T`` as cheaply as ``g``. Returns the penalty and the row norms, as
+    :func:`gradient_penalty_unchecked` does.
+    """
+    scores = model.forward_unchecked(x)
+    n = x.shape[0]
+    last = len(chain) - 1
+    # 1. The backward pass of G = 1, keeping G_l for every Dense layer (filled from the top).
+    ones = np.ones_like(scores)
+    top_activation = chain[last][1]
+    grads_z = [ones] * len(chain)
+    if top_activation is not None:
+        grads_z[last] = top_activation.backward_unchecked(ones)
+    for index in range(last, 0, -1):
+        dense, below = chain[index][0], chain[index - 1][1]
+        w = dense.params["W"]
+        if below is not None and dense.out_features == 1:
+            # G_l W_l^T is an outer product: form it and the activation's derivative in one sweep.
+            grad_z = np.empty((n, dense.in_features), dtype=scores.dtype)
+            K.outer_activation_backward(grads_z[index], w, below._y, below.kind, below.alpha, grad_z)
+        else:
+            grad_z = dense.backward_unchecked(grads_z[index], K.GRAD_SKIP)  # G_l W_l^T, grads left alone
+            if below is not None:
+                grad_z = below.backward_unchecked(grad_z)
+        grads_z[index - 1] = grad_z
+    first = chain[0][0]
+    w0, g0 = first.params["W"], grads_z[0]
+    g_t = np.multiply(w0, g0.T) if first.out_features == 1 else w0 @ g0.T  # g^T (P, N)
+    # 2. The penalty and its direction v (N, P).
+    direction = np.empty((n, first.in_features), dtype=scores.dtype)
+    norms = np.empty(n, dtype=np.float64)
+    total = K.penalty_direction_transposed(g_t, float(center), float(weight) / n, direction, norms)
+    if grad_mode != K.GRAD_SKIP and (weight != 0.0 or grad_mode == K.GRAD_WRITE):
+        # 3 and 4, layer by layer upwards: each R{dL/dW_l} as soon as x_dot_l is known.
+        x_dot = direction
+        for index, (dense, activation) in enumerate(chain):
+            dense._weight_tangent_into_grads(x_dot, grads_z[index], grad_mode)
+            if index == last:
+                break
+            z_dot = x_dot @ dense.params["W"]
+            if activation is not None:
+                # y_dot = f'(z) z_dot: the product the activation's backward forms.
+                x_dot = np.empty_like(z_dot)
+                K.activation_backward(z_dot, activation._y, activation.kind, activation.alpha, x_dot)
+            else:
+                x_dot = z_dot
     return float(weight) * total / n, norms
 
 

@@ -198,6 +198,74 @@ def test_relu_networks_penalty_does_not_depend_on_the_biases(activation):
     assert penalties.gradient_penalty(model, x, weight=1.0) == value
 
 
+def _layer_by_layer_penalty(model, x, weight, center, grad_mode):
+    """The general path of gradient_penalty_unchecked spelled out: every layer's own
+    backward, tangent_forward and tangent_backward."""
+    scores = model.forward_unchecked(x)
+    top = np.ones_like(scores)
+    layer_grads = model.backward_layers(top)
+    g = layer_grads[0]
+    direction, norms = np.empty_like(g), np.empty(g.shape[0])
+    total = K.penalty_direction(g, center, weight / g.shape[0], direction, norms)
+    model.tangent_forward(direction)
+    model.tangent_backward(top, None, grad_mode, layer_grads=layer_grads)
+    return weight * total / g.shape[0], norms
+
+
+RELU_CHAINS = {
+    "reference-like": lambda dt: STACKS["reference-like"](dt),
+    "relu, unfused": lambda dt: mg.Sequential([_dense(6, 8, 1, dt), mg.ReLU(), _dense(8, 1, 3, dt)], fuse=False),
+    "dense after dense": lambda dt: mg.Sequential([_dense(6, 5, 1, dt), _dense(5, 4, 2, dt), mg.LeakyReLU(0.1),
+                                                   _dense(4, 1, 3, dt)]),
+    "one-unit hidden layer": lambda dt: mg.Sequential([_dense(6, 1, 1, dt), mg.LeakyReLU(0.3), _dense(1, 4, 2, dt),
+                                                       _dense(4, 1, 3, dt)]),
+    "activation on top": lambda dt: mg.Sequential([_dense(6, 5, 1, dt), mg.ReLU(), _dense(5, 1, 3, dt),
+                                                   mg.LeakyReLU(0.2)]),
+    "single dense": lambda dt: mg.Sequential([_dense(6, 1, 1, dt)]),
+}
+
+
+@pytest.mark.parametrize("grad_mode", [K.GRAD_ADD, K.GRAD_WRITE, K.GRAD_SKIP])
+@pytest.mark.parametrize("center", [0.0, 1.0])
+@pytest.mark.parametrize("dtype", [np.float32, F64])
+@pytest.mark.parametrize("chain", list(RELU_CHAINS))
+def test_relu_networks_specialised_path_equals_the_layer_by_layer_pass(chain, dtype, center, grad_mode):
+    """Networks of built-in Dense layers and (leaky) ReLUs take their own path in
+    gradient_penalty_unchecked; it gives the general path's value, norms and gradients."""
+    x = _inputs((9, 6), seed=6, dtype=dtype)
+    model = RELU_CHAINS[chain](dtype)
+    assert penalties._piecewise_linear_chain(model) is not None
+    rng = np.random.default_rng(1)
+    start = {k: rng.normal(size=v.shape).astype(dtype) for k, v in model.grads.items()}
+    results = []
+    for run in (_layer_by_layer_penalty, penalties.gradient_penalty_unchecked):
+        for name, grad in model.grads.items():
+            grad[...] = start[name]
+        value, norms = run(model, x, 0.7, center, grad_mode=grad_mode)
+        results.append((value, norms, {k: v.copy() for k, v in model.grads.items()}))
+    (value, norms, grads), (fast_value, fast_norms, fast_grads) = results
+    rtol = 1e-12 if dtype == F64 else 1e-5
+    assert fast_value == pytest.approx(value, rel=rtol)
+    np.testing.assert_allclose(fast_norms, norms, rtol=rtol)
+    for name, grad in grads.items():
+        np.testing.assert_allclose(fast_grads[name], grad, rtol=rtol, atol=rtol * np.abs(grad).max(), err_msg=name)
+        if grad_mode == K.GRAD_SKIP:
+            np.testing.assert_array_equal(fast_grads[name], start[name])
+
+
+def test_only_plain_relu_networks_take_the_specialised_path():
+    class MyDense(mg.Dense):
+        pass
+
+    dense = lambda: _dense(4, 3, 1)  # noqa: E731
+    assert penalties._piecewise_linear_chain(mg.Sequential([dense(), mg.LeakyReLU(0.2), _dense(3, 1, 2)])) is not None
+    for layers in ([dense(), mg.Tanh(), _dense(3, 1, 2)], [mg.ReLU(), _dense(4, 1, 2)],
+                   [dense(), mg.ReLU(), mg.LeakyReLU(0.2), _dense(3, 1, 2)],
+                   [dense(), mg.Dropout(0.2, rng=0), _dense(3, 1, 2)],
+                   [MyDense(4, 3, dtype=F64, rng=0), mg.ReLU(), _dense(3, 1, 2)]):
+        assert penalties._piecewise_linear_chain(mg.Sequential(layers)) is None
+
+
 def test_smooth_networks_penalty_does_depend_on_the_biases():
     model = STACKS["smooth"](F64)
     model.zero_grad()
