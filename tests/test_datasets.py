@@ -314,6 +314,13 @@ def test_truncated_image_is_an_error(tmp_path):
         ds.read_image(path)
 
 
+def test_read_image_of_a_missing_file_a_folder_or_a_path_through_a_file(tmp_path):
+    (tmp_path / "plain.txt").write_text("x")
+    for path in (tmp_path / "missing.png", tmp_path, tmp_path / "plain.txt" / "a.png"):
+        with pytest.raises(FileNotFoundError, match="no such image file"):
+            ds.read_image(path)
+
+
 def test_save_png_round_trip_and_validation(tmp_path):
     rng = np.random.default_rng(5)
     grey = rng.integers(0, 256, (9, 11), dtype=np.uint8)

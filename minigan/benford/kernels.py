@@ -539,7 +539,9 @@ def projected_benford_fit(
     Newton Hessian ``H`` when that is positive definite, else with its Gauss-Newton part
     ``E``; damping ``lam`` starts at 1e-3, /10 on an accepted step (down to 1e-12), x10 on a
     refused one. A parameter on a wall of the box (``lower``, ``upper`` (3,)) that the step
-    pushes outwards is held there and the step solved for the other one.
+    pushes outwards is held there and the step solved for the other one; a step that would
+    take ``beta`` out of the box (chart 0) is shortened to end on its wall, and such a step
+    never counts towards convergence.
 
     Converged as :func:`generalized_benford_fit` (an accepted step whose relative cost
     decrease is at most ``tol``, a step at most ``tol (tol + |x|)`` in both coordinates, or a
@@ -598,27 +600,24 @@ def projected_benford_fit(
                     _projected_derivatives(p, log_d, inv_log_b, n, interior, chart, s, gam, dg, u, g, d)
                     fresh = True
                 step_s, step_g, finite, hold_b = _projected_step(d, lam, beta, gam, lower, upper)
-                wall_b = 0.0  # the wall of beta the shortened step ends on, 0: none
-                if finite and chart == 0.0 and not hold_b:
+                shortened = False  # the step ends on a wall of beta, ``wall_b``
+                wall_b = beta
+                if finite and chart == 0.0 and not hold_b and not s_lower <= s + step_s <= s_upper:
                     # a step that takes beta out of the box is shortened to end on its wall, direction
                     # kept: clipping beta alone turns the step off the valley that the fit follows
                     # there (towards beta = 1e6 the cost flattens like exp(-s) and the steps would
                     # zigzag), and the fit then goes on along the wall
-                    t = 1.0
-                    if s + step_s > s_upper:
-                        t = (s_upper - s) / step_s
-                        wall_b = upper[1]
-                    elif s + step_s < s_lower:
-                        t = (s_lower - s) / step_s
-                        wall_b = lower[1]
+                    shortened = True
+                    s_wall, wall_b = (s_upper, upper[1]) if step_s > 0.0 else (s_lower, lower[1])
+                    t = (s_wall - s) / step_s
                     step_s *= t
                     step_g *= t
                 new_g = min(max(gam + step_g, lower[2]), upper[2])
                 shift = math.exp(chart * new_g)
                 if hold_b:
                     new_b = beta
-                elif wall_b != 0.0:
-                    new_b = wall_b
+                elif shortened:
+                    new_b = wall_b  # exactly on the wall, where the next step's hold tests look
                 else:
                     new_b = min(max(math.exp(s + step_s) - shift, lower[1]), upper[1])
                 new_cost = np.inf
@@ -633,7 +632,6 @@ def projected_benford_fit(
                     )
                 n_iter[i] += 1
                 # a step shortened to a wall is small because of the wall, not because the fit converged
-                shortened = wall_b != 0.0
                 done = finite and not shortened and abs(new_s - s) <= cur_tol * (cur_tol + abs(s)) \
                     and abs(new_g - gam) <= cur_tol * (cur_tol + abs(gam))
                 if finite and new_cost < cost:

@@ -132,9 +132,9 @@ class SoftBenfordFeatures:
             theta = np.ascontiguousarray(np.stack([fit.N, fit.beta, fit.gamma], axis=1))
             out = np.empty((counts.shape[0], 3))
             log_d = np.log(np.arange(1, base, dtype=np.float64))
-            SK.fitted_divergences(counts, totals, theta, log_d, *_digit_factors(base), 1.0 / math.log(base), self.alpha,
-                                  lower, upper,
-                                  self.polish_steps, np.zeros((counts.shape[0], 3)), out, np.zeros_like(counts), np.zeros_like(totals))
+            SK.fitted_divergences(counts, totals, theta, log_d, *_digit_factors(base), 1.0 / math.log(base),
+                                  self.alpha, lower, upper, self.polish_steps, np.zeros((counts.shape[0], 3)), out,
+                                  np.zeros_like(counts), np.zeros_like(totals))
             divs[:, :, bi] = out.reshape(n, nq, K, 3)
             rows.append((counts, totals, theta, log_d))
         rho = presence(stats.totals)[:, :, None, :, None]  # (n, nq, 1, K, 1)
@@ -178,10 +178,8 @@ class SoftBenfordFeatures:
             g = np.ascontiguousarray((rho * g_div)[:, :, bi].reshape(-1, 3))
             gc = np.zeros_like(counts)
             gt = np.zeros_like(totals)
-            SK.fitted_divergences(counts, totals, theta, log_d, *_digit_factors(base), 1.0 / math.log(base), self.alpha,
-                                  lower, upper,
-                                  self.polish_steps, g,
-                                  np.empty((counts.shape[0], 3)), gc, gt)
+            SK.fitted_divergences(counts, totals, theta, log_d, *_digit_factors(base), 1.0 / math.log(base),
+                                  self.alpha, lower, upper, self.polish_steps, g, np.empty((counts.shape[0], 3)), gc, gt)
             grad_counts[:, :, bi, :, : base - 1] = gc.reshape(n, nq, K, base - 1)
             grad_totals += gt.reshape(n, nq, K)
         column = self._n_div
