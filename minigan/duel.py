@@ -2,8 +2,9 @@
 
 ``minigan duel --out DIR [--rounds N]`` plays the game on the bundled digits:
 
-* **round 0**: the default generator is trained (``DIR/round_0``, as ``minigan train``
-  would); its digits, published as 8-bit images, and the real digits are split in
+* **round 0**: the reference generator is trained with plain bce (``DIR/round_0``, as
+  ``minigan train --r1 0`` would: the game's figures were measured without the lazy R1
+  that ``minigan train`` adds by default); its digits, published as 8-bit images, and the real digits are split in
   halves; a :class:`~minigan.benford.BenfordDetector` and a
   :class:`~minigan.benford.PixelDetector` learn on the first halves and are scored
   on the second (ROC AUC, true-positive rate at 1% false positives);
@@ -34,7 +35,7 @@ from .serialization import atomic_write_text
 
 FORMAT_VERSION = 1
 DETECTORS = ("benford", "pixel")
-#: The game's defaults (``minigan duel --help``); the round-0 generator is ``minigan train``'s.
+#: The game's defaults (``minigan duel --help``); the round-0 generator is ``minigan train --r1 0``'s.
 DUEL_DEFAULTS: dict[str, Any] = {
     "iterations": 10000,
     "evade_iterations": 3000,
@@ -214,7 +215,7 @@ class Duel:
     def generator_settings(self, k: int) -> dict[str, Any]:
         """The ``minigan train`` settings of round ``k``'s generator."""
         s = self.settings
-        given: dict[str, Any] = {"seed": s["seed"]}
+        given: dict[str, Any] = {"seed": s["seed"], "r1": 0.0}
         if k > 0:
             paths = [str(self.detector_path(k - 1, name).resolve()) for name in DETECTORS]
             given.update(benford_weight=s["benford_weight"], evade=",".join(paths), evade_weight=s["evade_weight"],

@@ -18,7 +18,7 @@ Groups
     How long and how often to write samples, checkpoints and evaluations; a resumed
     run may change these (e.g. ``--iterations`` to train longer).
 
-An objective may recommend settings (WGAN-GP's optimizer, see
+An objective may recommend settings (WGAN-GP's optimizer, bce's lazy R1, see
 :attr:`minigan.objectives.Objective.recommended_settings`); they apply where the
 user set nothing, so the order of precedence is: the defaults here, then the
 objective's recommendations, then the TOML file, then the command line.
@@ -195,7 +195,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("clip_value", None, "{takes:clip_value}: clip the critic's weights to [-v, v] (default "
             "{default:clip_value})", "float", "model", check=_positive),
     Setting("r1", None, "R1 gradient penalty gamma/2 * mean ||grad D(x)||^2 on the real batch, for any loss, "
-            "e.g. 10 (default off; 0: off)", "float", "model",
+            "e.g. 10 (default: 1 with --loss bce, lazily every 16th D update; off with the other losses; 0: off)", "float", "model",
             check=lambda v, n: check_real(v, n, minimum=0.0)),
     Setting("r1_every", 1, "apply R1 on every K-th D update with its weight times K (lazy regularization; "
             "StyleGAN2 uses 16)", "int", "model", check=_at_least(1)),
@@ -304,6 +304,10 @@ def resolve(given: Mapping[str, Any]) -> dict[str, Any]:
             values[key] = value
     values.update({k: v for k, v in given.items()})
     resolved = {name: BY_NAME[name].validate(value) for name, value in values.items()}
+    if "r1" in given and "r1_every" not in given:
+        # an objective recommends R1's pace together with its gamma: a gamma of one's own (or 0, off)
+        # takes the plain default pace, every D update, whatever the objective
+        resolved["r1_every"] = DEFAULTS["r1_every"]
     if resolved["architecture"] != "mlp":
         misplaced = sorted(k for k in MLP_ONLY if k in given and given[k] != DEFAULTS[k])
         if misplaced:

@@ -187,7 +187,9 @@ def cluster():
 
     from minigan.benford.scan import start_local_cluster
 
+    environ = dict(os.environ)
     local, client = start_local_cluster(2, logging.ERROR)  # the cluster of minigan detect --workers 2
+    client.environ_kept = dict(os.environ) == environ  # checked by a test below
     with local, client:
         yield client
 
@@ -226,9 +228,11 @@ def test_local_cluster_workers_get_its_settings(cluster):
     # glibc's trimming as glibc sets it, unless this process's environment says otherwise
     trim = cluster.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert set(trim.values()) == {os.environ.get("MALLOC_TRIM_THRESHOLD_")}
-    # one BLAS thread each unless this process set another count (start_local_cluster only fills it in)
+    # one BLAS thread each unless this process set another count
     blas_threads = cluster.run(lambda: os.environ.get("OPENBLAS_NUM_THREADS"))
-    assert set(blas_threads.values()) == {os.environ["OPENBLAS_NUM_THREADS"]}
+    assert set(blas_threads.values()) == {os.environ.get("OPENBLAS_NUM_THREADS", "1")}
+    # and this process's environment is as it was: Dask's nannies write the workers' into it
+    assert cluster.environ_kept
 
 
 @pytest.mark.dask

@@ -178,12 +178,22 @@ def test_objective_terms_are_recorded_with_the_objective_and_rebuild_once():
 
 def test_build_gan_wires_r1_settings():
     base = {"architecture": "mlp", "g_hidden": [8], "d_hidden": [8], "image_shape": SHAPE, "latent_dim": LATENT}
-    assert build_gan(base).discriminator_terms == []
+    (term,) = build_gan(base).discriminator_terms  # bce recommends lazy R1
+    assert isinstance(term, R1Penalty) and (term.gamma, term.every) == (1.0, 16)
     assert build_gan({**base, "r1": 0.0}).discriminator_terms == []
+    assert build_gan({**base, "loss": "lsgan"}).discriminator_terms == []
     (term,) = build_gan({**base, "r1": 10.0, "r1_every": 16}).discriminator_terms
     assert isinstance(term, R1Penalty) and (term.gamma, term.every) == (10.0, 16)
+    (term,) = build_gan({**base, "r1": 10.0}).discriminator_terms  # a gamma of one's own: every D update
+    assert (term.gamma, term.every) == (10.0, 1)
+    (term,) = build_gan({**base, "loss": "lsgan", "r1": 10.0}).discriminator_terms
+    assert (term.gamma, term.every) == (10.0, 1)
+    (term,) = build_gan({**base, "r1_every": 4}).discriminator_terms  # bce's gamma at one's own pace
+    assert (term.gamma, term.every) == (1.0, 4)
     with pytest.raises(ValueError, match="r1_every=16 has no effect without r1"):
-        build_gan({**base, "r1_every": 16})
+        build_gan({**base, "loss": "lsgan", "r1_every": 16})
+    with pytest.raises(ValueError, match="r1_every=16 has no effect without r1"):
+        build_gan({**base, "r1": 0.0, "r1_every": 16})
     with pytest.raises(ValueError, match="r1 must be >= 0"):
         build_gan({**base, "r1": -1.0})
 
@@ -259,7 +269,7 @@ def _cli(*args, cwd):
 
 @pytest.mark.cli
 def test_cli_refuses_r1_every_without_r1(tmp_path):
-    bad = _cli("train", "--r1-every", "4", "--iterations", "2", "--out", "bad", cwd=tmp_path)
+    bad = _cli("train", "--r1", "0", "--r1-every", "4", "--iterations", "2", "--out", "bad", cwd=tmp_path)
     assert bad.returncode == 1 and "r1_every=4 has no effect without r1" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "bad" / "checkpoint.npz").exists()
 

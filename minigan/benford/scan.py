@@ -339,17 +339,24 @@ LOCAL_CLUSTER_CONFIG = {
 def start_local_cluster(n_workers: int, silence_logs: int) -> tuple[Any, Any]:
     """A Dask LocalCluster of ``n_workers`` single-threaded worker processes on 127.0.0.1 and its client.
 
-    The workers inherit one BLAS thread each (``OPENBLAS_NUM_THREADS`` and friends are set
-    to 1 unless already set): a process per core. Logs below ``silence_logs`` are dropped.
+    Dask's nannies start each worker with one BLAS thread (``OPENBLAS_NUM_THREADS`` and friends
+    1, unless this process's environment sets them): a process per core. They write that
+    environment into this process's ``os.environ`` before they spawn; it is put back once the
+    workers are up, so that what this process starts later sees the environment it had.
+    Logs below ``silence_logs`` are dropped.
     """
     import dask
     from distributed import Client, LocalCluster
 
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, "1")
-    with dask.config.set(LOCAL_CLUSTER_CONFIG):  # the nannies hand the settings to their workers
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, silence_logs=silence_logs)
+    environ = dict(os.environ)
+    try:
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):  # the nannies hand the settings to their workers
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, silence_logs=silence_logs)
+    finally:
+        if dict(os.environ) != environ:
+            os.environ.clear()
+            os.environ.update(environ)
     return cluster, Client(cluster)
 
 
