@@ -1,7 +1,7 @@
 """The cost of conditioning: one ``GAN.train_step`` of a conditional GAN against the unconditional one.
 
 Builds, with ``minigan.models.build_gan`` and the same seed, the reference GAN of
-``minigan train`` and its conditional variants (``--conditional``: by default the
+``minigan train --r1 0`` (plain bce, no penalty) and its conditional variants (``--conditional``: by default the
 label's one-hot code joined to G's noise and a projection discriminator; also G by a
 learned embedding or by conditional BatchNorm, and D by the one-hot code joined to the
 image), and times ``train_step`` on the same batches of the bundled digits (batch 64,
@@ -49,7 +49,7 @@ CONTENDERS = {
 def _stepper(settings: dict[str, Any], images: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
     """A zero-argument call of one ``train_step`` on the next batch (the same batch sequence for every contender)."""
     extra = {"num_classes": 10} if settings.get("conditional") else {}
-    gan = build_gan({**settings, "seed": 0, **extra})
+    gan = build_gan({**settings, "seed": 0, "r1": 0.0, **extra})  # the objective alone: no penalty
     conditional = gan.conditional
     order = np.random.default_rng(1).permutation(len(images))
     state = {"position": 0}

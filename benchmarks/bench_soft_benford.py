@@ -3,7 +3,7 @@
 Three GANs of the reference architecture, same seed, side by side in one process
 (interleaved blocks, medians of the rounds, see ``common.py``):
 
-* ``plain``: the default ``minigan train`` step;
+* ``plain``: the ``minigan train --r1 0`` step (plain bce, as the duel trains);
 * ``benford``: with ``BenfordTerm`` as ``--benford-weight 1`` builds it (the detector's
   five quality factors, base 10, nine coefficients, matched against real digits of the
   batch's class mix, which the built-in digit classifier estimates on every batch), the
@@ -31,7 +31,7 @@ import common  # benchmarks/common.py (this folder is on sys.path when run as a 
 
 
 def _gan(terms: list[Any]) -> Any:
-    gan = mg.models.build_gan({"seed": 0})
+    gan = mg.models.build_gan({"seed": 0, "r1": 0.0})
     gan.generator_terms = terms
     return gan
 

@@ -49,7 +49,7 @@ import common  # noqa: E402
 
 LAZY_EVERY = 16
 TIMED_SETTINGS = {
-    "bce": {},
+    "bce": {"r1": 0.0},  # plain bce: minigan train's default adds lazy R1
     "bce+r1": {"r1": 1.0, "r1_every": LAZY_EVERY},
     "wgan": {"loss": "wgan"},
     "wgan-gp": {"loss": "wgan-gp"},
@@ -111,10 +111,10 @@ def calibrate(out_dir: Path, repeats: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- runs
 def plan(args: argparse.Namespace, timing: dict[str, Any]) -> dict[str, dict[str, Any]]:
     n = args.iterations
-    runs: dict[str, dict[str, Any]] = {"bce": {"settings": {}, "iterations": n}}
+    runs: dict[str, dict[str, Any]] = {"bce": {"settings": {"r1": 0.0}, "iterations": n}}
     for gamma in args.gammas:
         runs[f"bce+r1={gamma:g}"] = {"settings": {"r1": gamma, "r1_every": LAZY_EVERY}, "iterations": n}
-    runs["bce-equal-time"] = {"settings": {}, "iterations": round(n * timing["bce+r1/bce"])}
+    runs["bce-equal-time"] = {"settings": {"r1": 0.0}, "iterations": round(n * timing["bce+r1/bce"])}
     runs["wgan-gp"] = {"settings": {"loss": "wgan-gp"}, "iterations": n}
     runs["wgan-equal-time"] = {"settings": {"loss": "wgan"}, "iterations": round(n * timing["wgan-gp/wgan"])}
     runs["wgan"] = {"settings": {"loss": "wgan"}, "iterations": n}
