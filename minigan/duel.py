@@ -4,8 +4,8 @@
 
 * **round 0**: the reference generator is trained with plain bce (``DIR/round_0``, as
   ``minigan train --r1 0`` would: the game's figures were measured without the lazy R1
-  that ``minigan train`` adds by default); its digits, published as 8-bit images, and the real digits are split in
-  halves; a :class:`~minigan.benford.BenfordDetector` and a
+  that ``minigan train`` adds by default); its digits, published as 8-bit images, and
+  the real digits are split in halves; a :class:`~minigan.benford.BenfordDetector` and a
   :class:`~minigan.benford.PixelDetector` learn on the first halves and are scored
   on the second (ROC AUC, true-positive rate at 1% false positives);
 * **round k >= 1**: a generator starts from round k - 1's (weights, optimizers and
@@ -386,7 +386,8 @@ def add_duel_command(sub: Any) -> None:
     """Register ``minigan duel``."""
     p = sub.add_parser(
         "duel", help="generators that evade the detectors, detectors that learn back, round by round",
-        description="Round 0 trains the default generator and fits the Benford and pixel detectors on its digits; "
+        description="Round 0 trains the reference generator with plain bce (as minigan train --r1 0) and fits "
+                    "the Benford and pixel detectors on its digits; "
                     "each later round trains a generator (from the previous one) to evade the previous round's "
                     "detectors, scores it with them and with the classifier FID, then refits the detectors on it. "
                     "Writes DIR/round_K (run directories), DIR/duel.json and DIR/duel.png. Ctrl-C keeps what is "

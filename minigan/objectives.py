@@ -166,7 +166,7 @@ class BCEObjective(_TargetObjective):
 
     Recommended with lazy R1 (:attr:`recommended_settings`: gamma 1 on every 16th D
     update, as StyleGAN2 applies it): on the reference GAN it halved the classifier FID
-    at 10,000 iterations (median of three seeds) for about 1% more time per step.
+    at 10,000 iterations, on every seed measured, for about 1% more time per step.
     ``--r1 0`` trains the plain objective.
     """
 

@@ -195,8 +195,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("clip_value", None, "{takes:clip_value}: clip the critic's weights to [-v, v] (default "
             "{default:clip_value})", "float", "model", check=_positive),
     Setting("r1", None, "R1 gradient penalty gamma/2 * mean ||grad D(x)||^2 on the real batch, for any loss, "
-            "e.g. 10 (default: 1 with --loss bce, lazily every 16th D update; off with the other losses; 0: off)", "float", "model",
-            check=lambda v, n: check_real(v, n, minimum=0.0)),
+            "e.g. 10 (default: 1 with --loss bce, lazily every 16th D update; off with the other losses; 0: off)",
+            "float", "model", check=lambda v, n: check_real(v, n, minimum=0.0)),
     Setting("r1_every", 1, "apply R1 on every K-th D update with its weight times K (lazy regularization; "
             "StyleGAN2 uses 16)", "int", "model", check=_at_least(1)),
     # -- training --------------------------------------------------------------------

@@ -311,7 +311,7 @@ class DetectorTerm(GeneratorTerm):
     Balance
     -------
     A detector's logits on fakes can be +-100 and its landscape steep: its raw gradient
-    was 1,000-20,000 times the discriminator's on the default generator's digits, and
+    was 1,000-20,000 times the discriminator's on a plain-bce generator's digits, and
     followed as it is it wrecked training in a few dozen steps. With ``balance`` (the
     default) each detector's gradient is rescaled to ``weight`` times the norm of the
     gradient the term receives (the discriminator's: :func:`minigan.models.build_gan`
