@@ -54,6 +54,11 @@ def test_duel_refuses_other_settings_and_writes_its_table(tmp_path):
         Duel(tmp_path, {"samples": 50})
     with pytest.raises(ValueError, match="samples"):
         Duel(tmp_path / "other", {"samples": 2})
+    record = json.loads((tmp_path / "duel.json").read_text())
+    record["format_version"] = 1
+    (tmp_path / "duel.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="earlier minigan.*plain bce.*another --out"):
+        Duel(tmp_path, {"samples": 40})
 
 
 def test_duel_command_help_and_bad_input():
@@ -84,6 +89,11 @@ def test_duel_plays_rounds_and_continues(tmp_path):
     assert config["settings"]["evade"].split(",") == [str((out / "round_0" / f"{n}_detector.npz").resolve())
                                                       for n in DETECTORS]
     assert [t["class"] for t in config["generator_terms"]] == ["DetectorTerm", "BenfordTerm"]
+    # round 0 is the article's plain bce; the evading rounds train with minigan train's lazy R1
+    first_config = json.loads((out / "round_0" / "config.json").read_text())
+    assert first_config["settings"]["r1"] == 0.0 and first_config["generator_terms"] == []
+    assert config["settings"]["r1"] > 0 and config["settings"]["r1_every"] > 1
+    assert [t["class"] for t in config["discriminator_terms"]] == ["R1Penalty"]
     sample = _minigan("sample", "--checkpoint", str(out / "round_1"), "--n", "4", "--out", str(tmp_path / "s.npy"))
     assert sample.returncode == 0, sample.stderr
     assert np.load(tmp_path / "s.npy").shape == (4, 28, 28)
