@@ -25,11 +25,12 @@ directory ``DUEL_DIR/variants/NAME`` (its round_0 copied) and its record
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import minigan.benford.evasion as evasion
 from minigan.duel import DETECTORS, Duel
@@ -67,20 +68,20 @@ class _Variant(Duel):
         return given
 
 
-def _with_parts(parts: dict[str, float]) -> Any:
-    """Make every BenfordTerm built from now on take these part weights (restores on exit)."""
+@contextlib.contextmanager
+def _with_parts(parts: dict[str, float]) -> Iterator[None]:
+    """Make every BenfordTerm built inside take these part weights (``minigan train`` has no
+    setting for them)."""
     original = evasion.BenfordTerm.__init__
 
-    class Patch:
-        def __enter__(self) -> None:
-            def init(term: Any, *args: Any, **kwargs: Any) -> None:
-                original(term, *args, **{**kwargs, **parts})
-            evasion.BenfordTerm.__init__ = init  # type: ignore[method-assign]
+    def init(term: Any, *args: Any, **kwargs: Any) -> None:
+        original(term, *args, **{**kwargs, **parts})
 
-        def __exit__(self, *exc: Any) -> None:
-            evasion.BenfordTerm.__init__ = original  # type: ignore[method-assign]
-
-    return Patch()
+    evasion.BenfordTerm.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        evasion.BenfordTerm.__init__ = original  # type: ignore[method-assign]
 
 
 def run_variant(duel_dir: Path, name: str) -> dict[str, Any]:
@@ -89,16 +90,15 @@ def run_variant(duel_dir: Path, name: str) -> dict[str, Any]:
     if record_path.exists():
         return json.loads(record_path.read_text())
     out = duel_dir / "variants" / name
-    state = json.loads((duel_dir / "duel.json").read_text())
     if not out.exists():
+        state = json.loads((duel_dir / "duel.json").read_text())
         out.mkdir(parents=True)
         shutil.copytree(duel_dir / "round_0", out / "round_0",
                         ignore=shutil.ignore_patterns("samples", "progress.gif"))
         state["settings"].update(duel_settings)
         state["rounds"] = state["rounds"][:1]
         atomic_write_text(out / "duel.json", json.dumps(state, indent=2) + "\n")
-    settings = {**json.loads((out / "duel.json").read_text())["settings"]}
-    duel = _Variant(out, settings, extra)
+    duel = _Variant(out, json.loads((out / "duel.json").read_text())["settings"], extra)
     with _with_parts(parts):
         start = time.perf_counter()
         duel.train(1)
